@@ -1,0 +1,1 @@
+//! confab: a thread-per-core HTTP API proxy that also serves conversation data.

@@ -1,0 +1,2 @@
+//! The `confab` binary.
+fn main() {}
