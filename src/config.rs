@@ -1,0 +1,79 @@
+//! Serving configuration: the validated settings a server starts from, and their defaults.
+//!
+//! The command line (`cli`) fills a [`ServeConfig`]; tests build one directly. Every default is
+//! a named constant here, with its unit in its name or doc.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where `confab serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Longest wait for a TCP connection to the upstream.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait from sending a request to receiving the upstream's response head, and between
+/// two reads of an upstream response body.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client keep-alive connection may sit idle between requests, and the longest wait
+/// between two reads of a request body.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long in-flight requests may take to finish after SIGINT or SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Where later features keep their files.
+pub const DEFAULT_STATE_DIR: &str = "./confab-state";
+
+/// Which io driver each worker's runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Driver {
+    /// io_uring when the kernel offers it, else epoll.
+    #[default]
+    Auto,
+    /// io_uring; startup fails when the kernel does not offer it.
+    IoUring,
+    /// epoll (monoio's legacy driver).
+    Epoll,
+}
+
+/// Everything a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// Worker threads, each with its own runtime and listener.
+    pub threads: usize,
+    /// The upstream base URL; `None` starts the built-in mock upstream.
+    pub upstream: Option<String>,
+    pub connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    /// Whether to log one line per request (target `confab::access`, level info).
+    pub access_log: bool,
+    pub state_dir: PathBuf,
+    pub data: Option<PathBuf>,
+    pub driver: Driver,
+}
+
+impl ServeConfig {
+    /// Settings for tests: an ephemeral loopback port, two workers, the mock upstream, and
+    /// timeouts short enough for failures to show quickly.
+    pub fn for_tests() -> ServeConfig {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            threads: 2,
+            upstream: None,
+            connect_timeout: Duration::from_secs(1),
+            upstream_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(5),
+            access_log: false,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            data: None,
+            driver: Driver::Auto,
+        }
+    }
+}
+
+/// The number of worker threads used when none is configured: one per available core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}

@@ -1,0 +1,156 @@
+//! The one error type of confab's HTTP surface and its mapping to RFC 9457 problem documents.
+//!
+//! Every failure a client can see is a [`Problem`]: a stable machine code (the `type` URI's
+//! last segment, which clients match on), a status, and a human detail. The mapping from cause
+//! to status lives here and only here; the detail never carries addresses or OS error text.
+
+use std::fmt::Write as _;
+
+/// The media type of every error body.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// The prefix of every problem `type`.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:confab:problem:";
+
+/// What went wrong, as clients may match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    BadRequest,
+    AmbiguousPath,
+    NotFound,
+    MethodNotAllowed,
+    UriTooLong,
+    RequestHeadTooLarge,
+    UpstreamRefused,
+    UpstreamUnreachable,
+    UpstreamReset,
+    UpstreamMalformed,
+    UpstreamConnectTimeout,
+    UpstreamTimeout,
+    ShuttingDown,
+}
+
+impl ProblemKind {
+    /// The stable code that ends the problem `type`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ProblemKind::BadRequest => "bad-request",
+            ProblemKind::AmbiguousPath => "ambiguous-path",
+            ProblemKind::NotFound => "not-found",
+            ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::UriTooLong => "uri-too-long",
+            ProblemKind::RequestHeadTooLarge => "request-head-too-large",
+            ProblemKind::UpstreamRefused => "upstream-refused",
+            ProblemKind::UpstreamUnreachable => "upstream-unreachable",
+            ProblemKind::UpstreamReset => "upstream-reset",
+            ProblemKind::UpstreamMalformed => "upstream-malformed",
+            ProblemKind::UpstreamConnectTimeout => "upstream-connect-timeout",
+            ProblemKind::UpstreamTimeout => "upstream-timeout",
+            ProblemKind::ShuttingDown => "shutting-down",
+        }
+    }
+
+    /// The HTTP status this kind of problem is answered with.
+    pub fn status(self) -> u16 {
+        match self {
+            ProblemKind::BadRequest | ProblemKind::AmbiguousPath => 400,
+            ProblemKind::NotFound => 404,
+            ProblemKind::MethodNotAllowed => 405,
+            ProblemKind::UriTooLong => 414,
+            ProblemKind::RequestHeadTooLarge => 431,
+            ProblemKind::UpstreamRefused
+            | ProblemKind::UpstreamUnreachable
+            | ProblemKind::UpstreamReset
+            | ProblemKind::UpstreamMalformed => 502,
+            ProblemKind::ShuttingDown => 503,
+            ProblemKind::UpstreamConnectTimeout | ProblemKind::UpstreamTimeout => 504,
+        }
+    }
+
+    /// A short summary that does not change from occurrence to occurrence.
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemKind::BadRequest => "Bad request",
+            ProblemKind::AmbiguousPath => "Ambiguous request path",
+            ProblemKind::NotFound => "Not found",
+            ProblemKind::MethodNotAllowed => "Method not allowed",
+            ProblemKind::UriTooLong => "Request line too long",
+            ProblemKind::RequestHeadTooLarge => "Request header section too large",
+            ProblemKind::UpstreamRefused => "Upstream refused the connection",
+            ProblemKind::UpstreamUnreachable => "Upstream unreachable",
+            ProblemKind::UpstreamReset => "Upstream connection reset",
+            ProblemKind::UpstreamMalformed => "Malformed upstream response",
+            ProblemKind::UpstreamConnectTimeout => "Upstream connect timeout",
+            ProblemKind::UpstreamTimeout => "Upstream response timeout",
+            ProblemKind::ShuttingDown => "Shutting down",
+        }
+    }
+}
+
+/// One failure, ready to be rendered as a problem document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub detail: String,
+    /// Methods to list in `Allow`, for [`ProblemKind::MethodNotAllowed`].
+    pub allow: Option<&'static str>,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            detail: detail.into(),
+            allow: None,
+        }
+    }
+
+    /// A 405 listing the methods the resource accepts.
+    pub fn method_not_allowed(allow: &'static str) -> Problem {
+        Problem {
+            kind: ProblemKind::MethodNotAllowed,
+            detail: format!("this resource accepts {allow}"),
+            allow: Some(allow),
+        }
+    }
+
+    /// The HTTP status of this problem.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The problem document as JSON.
+    pub fn to_json(&self) -> String {
+        let mut body = String::with_capacity(160 + self.detail.len());
+        let _ = write!(
+            body,
+            r#"{{"type":"{}{}","title":{},"status":{},"detail":{}}}"#,
+            PROBLEM_TYPE_PREFIX,
+            self.kind.code(),
+            json_string(self.kind.title()),
+            self.status(),
+            json_string(&self.detail),
+        );
+        body
+    }
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_rfc9457_members() {
+        let problem = Problem::new(ProblemKind::UpstreamTimeout, "no \"answer\"");
+        let value: serde_json::Value =
+            serde_json::from_str(&problem.to_json()).expect("valid JSON");
+        assert_eq!(value["type"], "urn:confab:problem:upstream-timeout");
+        assert_eq!(value["status"], 504);
+        assert_eq!(value["title"], "Upstream response timeout");
+        assert_eq!(value["detail"], "no \"answer\"");
+    }
+}

@@ -1,0 +1,384 @@
+//! The thread-per-core server: one monoio runtime, one `SO_REUSEPORT` listener and one site
+//! (with its own upstream pool) per worker thread.
+//!
+//! Listeners are bound on the starting thread, so a bad address fails [`start`] at once and an
+//! ephemeral port (`:0`) is the same for every worker; the kernel spreads new connections over
+//! the workers' listeners. Nothing on the request path is shared between workers.
+
+pub mod connection;
+pub mod io;
+pub mod shutdown;
+mod site;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{Driver, ServeConfig};
+use crate::mock::{MockServer, MockSite};
+use crate::proxy::upstream::{UpstreamError, UpstreamTarget};
+use connection::{ConnectionSettings, Site};
+use shutdown::{ShutdownSignal, WorkerState};
+pub use site::ProxySite;
+
+/// Pending-connection queue length of each listener.
+pub const LISTEN_BACKLOG: i32 = 4096;
+/// Pause after a failed `accept` (for example when out of file descriptors) before the next.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--threads must be at least 1")]
+    NoThreads,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("the io_uring driver was requested but this kernel does not offer it")]
+    NoIoUring,
+    #[error("worker thread could not start: {0}")]
+    Worker(std::io::Error),
+}
+
+/// A started server. Dropping it without [`shutdown`](Self::shutdown) leaves the workers
+/// running until the process exits.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    upstream_url: String,
+    driver: Driver,
+    workers: Workers,
+    mock: Option<MockServer>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The upstream actually used (the built-in mock's URL when none was configured).
+    pub fn upstream_url(&self) -> &str {
+        &self.upstream_url
+    }
+
+    /// The driver the workers run on (never [`Driver::Auto`]).
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    /// The signal that stops this server; trigger it from anywhere (a signal handler thread).
+    pub fn shutdown_signal(&self) -> Arc<ShutdownSignal> {
+        Arc::clone(&self.workers.signal)
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, and joins
+    /// every worker (and the built-in mock upstream, last).
+    pub fn shutdown(self) -> std::io::Result<()> {
+        self.workers.signal.trigger();
+        self.workers.join()?;
+        match self.mock {
+            Some(mock) => mock.shutdown(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts serving as `config` says. Returns once every worker is accepting.
+pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
+    let driver = resolve_driver(config.driver)?;
+    let (mock, upstream_url) = match &config.upstream {
+        Some(url) => (None, url.clone()),
+        None => {
+            let mock = crate::mock::start(SocketAddr::from(([127, 0, 0, 1], 0)), 1, driver)?;
+            let url = format!("http://{}", mock.local_addr());
+            (Some(mock), url)
+        }
+    };
+    let target = UpstreamTarget::resolve(&upstream_url)?;
+    let settings = SiteSettings::from_config(&config, target);
+    let workers = Workers::spawn("confab-worker", &config, driver, move || {
+        ProxySite::new(&settings)
+    })?;
+    tracing::info!(
+        listen = %workers.local_addr,
+        threads = config.threads,
+        driver = driver_name(driver),
+        upstream = %upstream_url,
+        data = %config.data.as_ref().map_or("built-in".into(), |path| path.display().to_string()),
+        access_log = config.access_log,
+        "confab serving"
+    );
+    Ok(RunningServer {
+        local_addr: workers.local_addr,
+        upstream_url,
+        driver,
+        workers,
+        mock,
+    })
+}
+
+/// What every worker's site is built from; plain data, sent to each worker thread.
+#[derive(Debug, Clone)]
+pub struct SiteSettings {
+    pub target: UpstreamTarget,
+    pub connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub access_log: bool,
+}
+
+impl SiteSettings {
+    fn from_config(config: &ServeConfig, target: UpstreamTarget) -> SiteSettings {
+        SiteSettings {
+            target,
+            connect_timeout: config.connect_timeout,
+            upstream_timeout: config.upstream_timeout,
+            access_log: config.access_log,
+        }
+    }
+}
+
+/// Picks the concrete driver for [`Driver::Auto`] and checks an explicit io_uring request.
+pub fn resolve_driver(requested: Driver) -> Result<Driver, StartError> {
+    let uring = monoio::utils::detect_uring();
+    match requested {
+        Driver::Auto if uring => Ok(Driver::IoUring),
+        Driver::Auto => Ok(Driver::Epoll),
+        Driver::IoUring if !uring => Err(StartError::NoIoUring),
+        explicit => Ok(explicit),
+    }
+}
+
+pub fn driver_name(driver: Driver) -> &'static str {
+    match driver {
+        Driver::Auto => "auto",
+        Driver::IoUring => "io_uring",
+        Driver::Epoll => "epoll",
+    }
+}
+
+/// A set of worker threads serving one listening address.
+pub(crate) struct Workers {
+    pub(crate) local_addr: SocketAddr,
+    signal: Arc<ShutdownSignal>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Binds one listener per thread and starts the threads, each building its site with
+    /// `make_site`. Returns once every thread is accepting.
+    pub(crate) fn spawn<S, F>(
+        name: &str,
+        config: &ServeConfig,
+        driver: Driver,
+        make_site: F,
+    ) -> Result<Workers, StartError>
+    where
+        S: Site,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        if config.threads == 0 {
+            return Err(StartError::NoThreads);
+        }
+        let listeners = bind_listeners(config.listen, config.threads)?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let signal = Arc::new(ShutdownSignal::default());
+        let make_site = Arc::new(make_site);
+        let settings = WorkerSettings {
+            connection: ConnectionSettings {
+                idle_timeout: config.idle_timeout,
+            },
+            grace: config.shutdown_grace,
+        };
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut threads = Vec::with_capacity(listeners.len());
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let worker = WorkerStart {
+                listener,
+                signal: Arc::clone(&signal),
+                make_site: Arc::clone(&make_site),
+                settings: settings.clone(),
+                ready: ready_tx.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("{name}-{index}"))
+                .spawn(move || worker.run(driver))
+                .map_err(StartError::Worker)?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+        let workers = Workers {
+            local_addr,
+            signal,
+            threads,
+        };
+        for _ in 0..workers.threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(workers.abort(error)),
+                Err(_) => return Err(workers.abort(std::io::Error::other("worker died"))),
+            }
+        }
+        Ok(workers)
+    }
+
+    fn abort(self, error: std::io::Error) -> StartError {
+        self.signal.trigger();
+        let _ = self.join();
+        StartError::Worker(error)
+    }
+
+    pub(crate) fn signal(&self) -> &Arc<ShutdownSignal> {
+        &self.signal
+    }
+
+    pub(crate) fn join(self) -> std::io::Result<()> {
+        for thread in self.threads {
+            thread
+                .join()
+                .map_err(|_| std::io::Error::other("a worker thread panicked"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Binds `count` listeners to one address with `SO_REUSEPORT`; the first fixes the port.
+fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<StdListener>, StartError> {
+    let mut listeners: Vec<StdListener> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let target = match listeners.first() {
+            Some(first) => first.local_addr(),
+            None => Ok(addr),
+        };
+        let bound = target.and_then(bind_reuseport);
+        listeners.push(bound.map_err(|source| StartError::Bind { addr, source })?);
+    }
+    Ok(listeners)
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<StdListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+#[derive(Debug, Clone)]
+struct WorkerSettings {
+    connection: ConnectionSettings,
+    grace: Duration,
+}
+
+/// Everything a worker thread starts from.
+struct WorkerStart<F> {
+    listener: StdListener,
+    signal: Arc<ShutdownSignal>,
+    make_site: Arc<F>,
+    settings: WorkerSettings,
+    ready: mpsc::Sender<std::io::Result<()>>,
+}
+
+impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
+    fn run(self, driver: Driver) {
+        let ready = self.ready.clone();
+        let outcome = block_on(driver, move || self.serve());
+        if let Err(error) = outcome {
+            let _ = ready.send(Err(error));
+        }
+    }
+
+    async fn serve(self) {
+        let listener = match monoio::net::TcpListener::from_std(self.listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                let _ = self.ready.send(Err(error));
+                return;
+            }
+        };
+        let site = Rc::new((self.make_site)());
+        let state = Rc::new(WorkerState::default());
+        let settings = Rc::new(self.settings.connection);
+        let _ = self.ready.send(Ok(()));
+        monoio::select! {
+            _ = accept_loop(&listener, &site, &state, &settings) => {}
+            _ = self.signal.triggered() => {}
+        }
+        drop(listener);
+        state.start_draining();
+        let drained = monoio::time::timeout(self.settings.grace, state.all_closed()).await;
+        if drained.is_err() {
+            tracing::warn!(
+                open = state.open_connections(),
+                "shutdown grace period over; closing the remaining connections"
+            );
+        }
+    }
+}
+
+async fn accept_loop<S: Site>(
+    listener: &monoio::net::TcpListener,
+    site: &Rc<S>,
+    state: &Rc<WorkerState>,
+    settings: &Rc<ConnectionSettings>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let connection = connection::serve(
+                    stream,
+                    peer,
+                    Rc::clone(site),
+                    Rc::clone(state),
+                    Rc::clone(settings),
+                );
+                monoio::spawn(connection);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                monoio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Runs the future made by `make` on a new runtime of the given driver, on this thread.
+fn block_on<F, Fut>(driver: Driver, make: F) -> std::io::Result<Fut::Output>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future,
+{
+    match driver {
+        Driver::IoUring => Ok(RuntimeBuilder::<IoUringDriver>::new()
+            .enable_timer()
+            .build()?
+            .block_on(make())),
+        Driver::Epoll | Driver::Auto => Ok(RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()?
+            .block_on(make())),
+    }
+}
+
+/// Builds the mock upstream's workers (used by [`crate::mock`]).
+pub(crate) fn spawn_mock_workers(
+    config: &ServeConfig,
+    driver: Driver,
+) -> Result<Workers, StartError> {
+    Workers::spawn("confab-mock", config, driver, MockSite::default)
+}
