@@ -5,7 +5,10 @@
 //! Everything else answers 404 JSON, as the real API does. It runs on the same
 //! thread-per-core server as the proxy, so it is never the bottleneck of a load test.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use serde_json::{json, Value};
 
@@ -19,6 +22,9 @@ const JSON: &str = "application/json; charset=utf-8";
 const MAX_ID_DIGITS: usize = 12;
 /// Most child categories a mock category has.
 const MAX_CHILDREN: u64 = 6;
+/// Rendered documents each mock worker keeps; when full, the cache starts over. Load tests hit
+/// a few ids over and over, so this keeps the mock far cheaper than the proxy in front of it.
+const RENDERED_CACHE_ENTRIES: usize = 4096;
 
 const CATEGORY_NAMES: [&str; 24] = [
     "Accesorios para Vehículos",
@@ -58,16 +64,34 @@ const QUALIFIERS: [&str; 8] = [
     "Importados",
 ];
 
-/// The mock's site: stateless, one per worker.
+/// The mock's site, one per worker, with its cache of rendered documents.
 #[derive(Debug, Default)]
-pub struct MockSite;
+pub struct MockSite {
+    rendered: RefCell<HashMap<String, Rc<str>>>,
+}
+
+impl MockSite {
+    /// The rendered document for `id`, from the cache when possible.
+    fn rendered(&self, id: &str) -> Rc<str> {
+        if let Some(body) = self.rendered.borrow().get(id) {
+            return Rc::clone(body);
+        }
+        let body: Rc<str> = category(id).to_string().into();
+        let mut cache = self.rendered.borrow_mut();
+        if cache.len() >= RENDERED_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(id.to_owned(), Rc::clone(&body));
+        body
+    }
+}
 
 impl Site for MockSite {
     async fn handle(&self, conn: &mut ClientConn) -> bool {
         let buf = conn.buf.data();
         let readable = matches!(conn.head.method.of(buf), b"GET" | b"HEAD");
-        let answer = match category_id(conn.head.path.of(buf)) {
-            Some(id) if readable => (200, category(id).to_string()),
+        let (status, body) = match category_id(conn.head.path.of(buf)) {
+            Some(id) if readable => (200, self.rendered(id)),
             Some(_) => (
                 405,
                 error_body(405, "method_not_allowed", "Method not allowed"),
@@ -76,7 +100,7 @@ impl Site for MockSite {
         };
         conn.buf.consume(conn.head.head_len);
         let body_read = conn.discard_body().await;
-        conn.send_response(answer.0, JSON, &[], answer.1.as_bytes(), body_read)
+        conn.send_response(status, JSON, &[], body.as_bytes(), body_read)
             .await
     }
 }
@@ -127,8 +151,9 @@ pub fn category(id: &str) -> Value {
     })
 }
 
-fn error_body(status: u16, error: &str, message: &str) -> String {
-    json!({"message": message, "error": error, "status": status, "cause": []}).to_string()
+fn error_body(status: u16, error: &str, message: &str) -> Rc<str> {
+    let body = json!({"message": message, "error": error, "status": status, "cause": []});
+    body.to_string().into()
 }
 
 /// FNV-1a: a tiny, stable hash, written here because the document must not change between

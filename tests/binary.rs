@@ -1,0 +1,352 @@
+//! Black-box tests of the `confab` binary: `confab serve` with only a listen address serves the
+//! built-in mock upstream, logs its bound address (`listen=IP:PORT`) to stderr and exits 0 on
+//! SIGTERM; flags fall back to `CONFAB_*` environment variables; durations read like `500ms` or
+//! `2s` and bad ones are refused; `--help` documents every flag with its default and variable.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{get, Client};
+
+/// How long the binary may take to start, answer --help, or exit after SIGTERM.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Every `serve` flag with its environment variable, and whether it has a default to show.
+const FLAGS: [(&str, &str, bool); 10] = [
+    ("--listen", "CONFAB_LISTEN", true),
+    ("--threads", "CONFAB_THREADS", true),
+    ("--upstream", "CONFAB_UPSTREAM", false),
+    ("--connect-timeout", "CONFAB_CONNECT_TIMEOUT", true),
+    ("--upstream-timeout", "CONFAB_UPSTREAM_TIMEOUT", true),
+    ("--idle-timeout", "CONFAB_IDLE_TIMEOUT", true),
+    ("--state-dir", "CONFAB_STATE_DIR", true),
+    ("--data", "CONFAB_DATA", false),
+    ("--access-log", "CONFAB_ACCESS_LOG", false),
+    ("--shutdown-grace", "CONFAB_SHUTDOWN_GRACE", true),
+];
+
+/// `confab` with no inherited `CONFAB_*` variables and no colours, run in `dir`.
+fn confab(dir: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CONFAB_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Sends `signal` (e.g. `-TERM`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+/// Waits for `child` on another thread, so the test can give up after a deadline.
+fn waiter(mut child: Child) -> Receiver<std::io::Result<ExitStatus>> {
+    let (exit_tx, exit_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = exit_tx.send(child.wait());
+    });
+    exit_rx
+}
+
+/// A running `confab serve` child; killed if the test ends without stopping it.
+struct Served {
+    pid: u32,
+    addr: SocketAddr,
+    exit: Receiver<std::io::Result<ExitStatus>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts `confab serve ARGS` and waits for its `listen=` log line.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("working directory");
+        let mut child = confab(&dir)
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn confab serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let pid = child.id();
+        let exit = waiter(child);
+        let lines = log_lines(stderr);
+
+        let deadline = Instant::now() + DEADLINE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    let line = strip_ansi(&line);
+                    if let Some(addr) = listen_addr(&line) {
+                        return Served {
+                            pid,
+                            addr,
+                            exit,
+                            _dir: dir,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(err) => {
+                    if still_running(&exit) {
+                        signal(pid, "-KILL");
+                    }
+                    panic!("no listen= line on stderr ({err}); stderr so far: {seen:#?}");
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(self) -> ExitStatus {
+        signal(self.pid, "-TERM");
+        let status = self.exit.recv_timeout(DEADLINE);
+        match status {
+            Ok(status) => status.expect("wait for confab"),
+            Err(_) => {
+                signal(self.pid, "-KILL");
+                panic!("confab did not exit within {DEADLINE:?} of SIGTERM");
+            }
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if thread::panicking() && still_running(&self.exit) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Whether the child behind `exit` has not been reaped yet (so its pid is still its own).
+fn still_running(exit: &Receiver<std::io::Result<ExitStatus>>) -> bool {
+    matches!(exit.try_recv(), Err(mpsc::TryRecvError::Empty))
+}
+
+/// Forwards each stderr line; keeps draining after the receiver is gone so the child never
+/// blocks on a full pipe.
+fn log_lines(stderr: impl Read + Send + 'static) -> Receiver<String> {
+    let (line_tx, line_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = line_tx.send(line);
+        }
+    });
+    line_rx
+}
+
+/// `IP:PORT` after `listen=` in a log line, if there is one.
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    let start = line.find("listen=")? + "listen=".len();
+    let value: String = line[start..]
+        .trim_start_matches('"')
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect();
+    value.parse().ok()
+}
+
+/// `text` without ANSI escape sequences, in case the log is coloured anyway.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters... final byte in @..~
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Runs `confab ARGS` to completion within the deadline; returns status, stdout and stderr.
+fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let dir = tempfile::tempdir().expect("working directory");
+    let child = confab(&dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn confab");
+    let pid = child.id();
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    match done_rx.recv_timeout(DEADLINE) {
+        Ok(output) => {
+            let output = output.expect("collect confab output");
+            (
+                output.status,
+                strip_ansi(&String::from_utf8_lossy(&output.stdout)),
+                strip_ansi(&String::from_utf8_lossy(&output.stderr)),
+            )
+        }
+        Err(_) => {
+            signal(pid, "-KILL");
+            panic!("confab {args:?} still running after {DEADLINE:?}");
+        }
+    }
+}
+
+fn assert_serves_mock(addr: SocketAddr) {
+    let mut client = Client::connect(addr);
+    let health = client.exchange(&get("/healthz"));
+    assert_eq!(health.status, 200, "{:?}", health.text());
+    let category = client.exchange(&get("/categories/MLA97994"));
+    assert_eq!(category.status, 200, "{:?}", category.text());
+    assert_eq!(category.json()["id"], "MLA97994");
+}
+
+#[test]
+fn serve_with_only_listen_serves_mock_and_exits_zero_on_sigterm() {
+    let served = Served::start(&["--listen", "127.0.0.1:0", "--threads", "2"], &[]);
+    assert_eq!(served.addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(served.addr.port(), 0, "the log names the bound port");
+
+    assert_serves_mock(served.addr);
+    let status = served.terminate();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+}
+
+#[test]
+fn listen_address_comes_from_environment() {
+    let served = Served::start(&["--threads", "2"], &[("CONFAB_LISTEN", "127.0.0.1:0")]);
+    assert_ne!(served.addr.port(), 0, "the log names the bound port");
+
+    assert_serves_mock(served.addr);
+    assert_eq!(served.terminate().code(), Some(0));
+}
+
+#[test]
+fn durations_in_ms_and_s_are_accepted() {
+    let served = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--connect-timeout",
+            "500ms",
+            "--upstream-timeout",
+            "2s",
+            "--idle-timeout",
+            "30s",
+            "--shutdown-grace",
+            "1500ms",
+        ],
+        &[],
+    );
+
+    assert_serves_mock(served.addr);
+    assert_eq!(served.terminate().code(), Some(0));
+}
+
+#[test]
+fn bad_duration_is_refused_with_a_message() {
+    let (status, _, stderr) = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-timeout",
+            "5parsecs",
+        ],
+        &[],
+    );
+    assert!(!status.success(), "accepted 5parsecs: {status}");
+    assert!(
+        stderr.contains("5parsecs") || stderr.contains("upstream-timeout"),
+        "the message names the bad value or flag: {stderr:?}"
+    );
+
+    let (status, _, stderr) = run(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("CONFAB_UPSTREAM_TIMEOUT", "5parsecs")],
+    );
+    assert!(!status.success(), "accepted 5parsecs from the environment");
+    assert!(!stderr.trim().is_empty(), "no message on stderr");
+}
+
+/// The lines documenting `flag` in clap-style help: its own line up to the next option line.
+fn flag_section(help: &str, flag: &str) -> Option<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    let names_flag = |line: &str| {
+        line.match_indices(flag).any(|(at, _)| {
+            let next = line[at + flag.len()..].chars().next();
+            !next.is_some_and(|c| c == '-' || c.is_ascii_alphanumeric())
+        })
+    };
+    let start = lines.iter().position(|line| names_flag(line))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|line| line.trim_start().starts_with('-'))
+        .map_or(lines.len(), |offset| start + 1 + offset);
+    Some(lines[start..end].join("\n"))
+}
+
+fn assert_documents_every_flag(args: &[&str]) {
+    let (status, stdout, stderr) = run(args, &[]);
+    assert!(status.success(), "confab {args:?} exited with {status}");
+    let help = format!("{stdout}\n{stderr}");
+    for (flag, variable, has_default) in FLAGS {
+        let section = flag_section(&help, flag)
+            .unwrap_or_else(|| panic!("confab {args:?} does not mention {flag}:\n{help}"));
+        assert!(
+            section.contains(variable),
+            "{flag} does not name {variable}:\n{section}"
+        );
+        if has_default {
+            assert!(
+                section.to_ascii_lowercase().contains("default"),
+                "{flag} does not show its default:\n{section}"
+            );
+        }
+    }
+}
+
+#[test]
+fn serve_help_documents_every_flag() {
+    assert_documents_every_flag(&["serve", "--help"]);
+}
+
+#[test]
+fn top_level_help_documents_every_flag() {
+    assert_documents_every_flag(&["--help"]);
+}

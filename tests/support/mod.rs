@@ -1,0 +1,150 @@
+//! Harness shared by the integration tests: starts confab in-process on port 0 against a fake
+//! (or the built-in mock) upstream, and checks RFC 9457 problem responses. The raw client lives
+//! in `client`, the fake upstreams in `upstream`, the wire-level reader both use in `wire`.
+
+// Each test binary uses a different part of the harness and of its re-exports.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod upstream;
+pub mod wire;
+
+use std::io;
+use std::net::SocketAddr;
+
+use confab::config::{Driver, ServeConfig};
+use confab::server::{self, RunningServer};
+
+pub use client::{get, request, Client, Response, CLIENT_HOST};
+pub use upstream::{refused_url, After, Received, Upstream};
+
+/// Both monoio drivers, with a name for assertion messages.
+pub fn drivers() -> [(&'static str, Driver); 2] {
+    [("io_uring", Driver::IoUring), ("epoll", Driver::Epoll)]
+}
+
+/// The test configuration with `upstream` (None: the built-in mock upstream).
+pub fn config(upstream: Option<String>) -> ServeConfig {
+    let mut config = ServeConfig::for_tests();
+    config.upstream = upstream;
+    config
+}
+
+/// A confab server running in this process; shut down gracefully when dropped.
+pub struct Proxy {
+    server: Option<RunningServer>,
+    addr: SocketAddr,
+    upstream_url: String,
+    // Keeps the server's state directory alive as long as the server.
+    _state_dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Starts confab with `config`, its state in a fresh temporary directory.
+    pub fn start(mut config: ServeConfig) -> Self {
+        let state_dir = tempfile::tempdir().expect("create a state directory");
+        config.state_dir = state_dir.path().to_path_buf();
+        let server = server::start(config).expect("confab should start");
+        Proxy {
+            addr: server.local_addr(),
+            upstream_url: server.upstream_url().to_string(),
+            server: Some(server),
+            _state_dir: state_dir,
+        }
+    }
+
+    /// Starts confab with the test configuration, proxying to `upstream`.
+    pub fn to(upstream: &Upstream) -> Self {
+        Proxy::start(config(Some(upstream.url())))
+    }
+
+    /// Starts confab with the test configuration and its built-in mock upstream.
+    pub fn with_mock() -> Self {
+        Proxy::start(config(None))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A new client connection to the server.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Sends `request` on a new connection and reads the response.
+    pub fn exchange(&self, request: &[u8]) -> Response {
+        self.client().exchange(request)
+    }
+
+    /// The upstream the server says it uses.
+    pub fn upstream_url(&self) -> &str {
+        &self.upstream_url
+    }
+
+    /// Shuts the server down gracefully and reports how that went.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        match self.server.take() {
+            Some(server) => server.shutdown(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = server.shutdown();
+        }
+    }
+}
+
+/// Asserts `response` is an RFC 9457 problem with `status` and type `urn:confab:problem:CODE`;
+/// returns the problem document.
+pub fn assert_problem(response: &Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(
+        response.status,
+        status,
+        "status (expected problem {code}); body: {:?}",
+        response.text()
+    );
+    let content_type = response.header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "problem content type, got {content_type:?}; body: {:?}",
+        response.text()
+    );
+    let problem = response.json();
+    assert_eq!(
+        problem["type"],
+        format!("urn:confab:problem:{code}"),
+        "problem type; document: {problem}"
+    );
+    assert_eq!(
+        problem["status"], status,
+        "problem status; document: {problem}"
+    );
+    assert!(
+        problem["title"]
+            .as_str()
+            .is_some_and(|title| !title.is_empty()),
+        "problem title; document: {problem}"
+    );
+    assert!(
+        problem["detail"].is_string(),
+        "problem detail; document: {problem}"
+    );
+    problem
+}
+
+/// Asserts a response body says nothing about the upstream's address or the OS error behind it.
+pub fn assert_no_leak(response: &Response, upstream_port: u16) {
+    let body = response.text().to_ascii_lowercase();
+    let port = upstream_port.to_string();
+    for secret in ["127.0.0.1", "localhost", port.as_str(), "os error", "errno"] {
+        assert!(
+            !body.contains(secret),
+            "response body leaks {secret:?}: {body:?}"
+        );
+    }
+}
