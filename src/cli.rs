@@ -65,6 +65,15 @@ pub struct ServeArgs {
     /// IO driver of the worker runtimes.
     #[arg(long, env = "CONFAB_DRIVER", value_enum, default_value_t = Driver::Auto)]
     pub driver: Driver,
+    /// Bearer token for admin endpoints (POST /api/stats/reset) [default: none, admin endpoints answer 403].
+    #[arg(long, env = "CONFAB_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// How often usage statistics are written to the store (at most this much is lost on a crash).
+    #[arg(long, env = "CONFAB_STATS_FLUSH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub stats_flush_interval: Duration,
+    /// How long per-minute statistics are kept.
+    #[arg(long, env = "CONFAB_STATS_RETENTION", default_value = "7days", value_parser = parse_duration)]
+    pub stats_retention: Duration,
 }
 
 impl ServeArgs {
@@ -81,6 +90,9 @@ impl ServeArgs {
             state_dir: self.state_dir,
             data: self.data,
             driver: self.driver,
+            admin_token: self.admin_token.filter(|token| !token.is_empty()),
+            stats_flush_interval: self.stats_flush_interval,
+            stats_retention: self.stats_retention,
         }
     }
 }

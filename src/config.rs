@@ -51,6 +51,12 @@ pub struct ServeConfig {
     pub state_dir: PathBuf,
     pub data: Option<PathBuf>,
     pub driver: Driver,
+    /// Bearer token of the admin endpoints; `None` disables them.
+    pub admin_token: Option<String>,
+    /// How often statistics are written to the store.
+    pub stats_flush_interval: Duration,
+    /// How long per-minute statistics are kept.
+    pub stats_retention: Duration,
 }
 
 impl ServeConfig {
@@ -69,6 +75,9 @@ impl ServeConfig {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             data: None,
             driver: Driver::Auto,
+            admin_token: None,
+            stats_flush_interval: crate::stats::DEFAULT_FLUSH_INTERVAL,
+            stats_retention: crate::stats::DEFAULT_RETENTION,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! own upstream connection pool, so the proxied hot path shares nothing between cores. See
 //! `docs/` for the design and `README.md` for how to run it.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod http1;
@@ -11,4 +12,6 @@ pub mod mock;
 pub mod problem;
 pub mod proxy;
 pub mod routing;
+pub mod serial;
 pub mod server;
+pub mod stats;

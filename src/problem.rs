@@ -19,6 +19,9 @@ pub enum ProblemKind {
     AmbiguousPath,
     NotFound,
     MethodNotAllowed,
+    Unauthorized,
+    Forbidden,
+    Unavailable,
     UriTooLong,
     RequestHeadTooLarge,
     UpstreamRefused,
@@ -38,6 +41,9 @@ impl ProblemKind {
             ProblemKind::AmbiguousPath => "ambiguous-path",
             ProblemKind::NotFound => "not-found",
             ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::Unauthorized => "unauthorized",
+            ProblemKind::Forbidden => "forbidden",
+            ProblemKind::Unavailable => "unavailable",
             ProblemKind::UriTooLong => "uri-too-long",
             ProblemKind::RequestHeadTooLarge => "request-head-too-large",
             ProblemKind::UpstreamRefused => "upstream-refused",
@@ -56,13 +62,15 @@ impl ProblemKind {
             ProblemKind::BadRequest | ProblemKind::AmbiguousPath => 400,
             ProblemKind::NotFound => 404,
             ProblemKind::MethodNotAllowed => 405,
+            ProblemKind::Unauthorized => 401,
+            ProblemKind::Forbidden => 403,
             ProblemKind::UriTooLong => 414,
             ProblemKind::RequestHeadTooLarge => 431,
             ProblemKind::UpstreamRefused
             | ProblemKind::UpstreamUnreachable
             | ProblemKind::UpstreamReset
             | ProblemKind::UpstreamMalformed => 502,
-            ProblemKind::ShuttingDown => 503,
+            ProblemKind::ShuttingDown | ProblemKind::Unavailable => 503,
             ProblemKind::UpstreamConnectTimeout | ProblemKind::UpstreamTimeout => 504,
         }
     }
@@ -74,6 +82,9 @@ impl ProblemKind {
             ProblemKind::AmbiguousPath => "Ambiguous request path",
             ProblemKind::NotFound => "Not found",
             ProblemKind::MethodNotAllowed => "Method not allowed",
+            ProblemKind::Unauthorized => "Authentication required",
+            ProblemKind::Forbidden => "Forbidden",
+            ProblemKind::Unavailable => "Temporarily unavailable",
             ProblemKind::UriTooLong => "Request line too long",
             ProblemKind::RequestHeadTooLarge => "Request header section too large",
             ProblemKind::UpstreamRefused => "Upstream refused the connection",

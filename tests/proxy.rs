@@ -548,7 +548,9 @@ fn partly_read_upstream_response_is_not_reused() {
     // pooled it half-read leaves the write blocked; carry on then, the checks below catch it.
     let _ = big_done_rx.recv_timeout(Duration::from_secs(5));
 
-    for i in 0..4 {
+    // Each on its own connection: the kernel spreads them over the workers, each with its own
+    // pool, so some land on the worker that served /big.
+    for i in 0..10 {
         let target = format!("/small/{i}");
         let response = proxy.exchange(&get(&target));
         assert_eq!(response.status, 200, "body {:?}", response.text());
@@ -779,7 +781,8 @@ fn failed_upstream_connections_are_not_reused() {
     assert_problem(&garbage, 502, "upstream-malformed");
     let stalled = proxy.exchange(&get("/stall"));
     assert_problem(&stalled, 504, "upstream-timeout");
-    for i in 0..4 {
+    // Each on its own connection, so that they spread over every worker's pool.
+    for i in 0..10 {
         let response = proxy.exchange(&get(&format!("/after/{i}")));
         assert_eq!((response.status, response.text().as_str()), (200, "fresh"));
     }

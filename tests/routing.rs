@@ -7,6 +7,18 @@ mod support;
 
 use support::{assert_problem, get, request, Proxy, Upstream};
 
+/// Own routes whose features have not landed yet: they answer 404 `not-found` and are never
+/// proxied. Remove a route from this list when its feature lands (and test it where it lives).
+const NOT_YET_IMPLEMENTED: [&str; 7] = [
+    "/api",
+    "/api?x=1",
+    "/api/",
+    "/api/x",
+    "/api/%78",
+    "/docs",
+    "/openapi.json",
+];
+
 #[test]
 fn healthz_answers_ok_json() {
     let upstream = Upstream::echo();
@@ -71,21 +83,10 @@ fn unimplemented_own_routes_answer_404_problem() {
     let proxy = Proxy::to(&upstream);
     let mut client = proxy.client();
 
-    for target in [
-        "/api",
-        "/api?x=1",
-        "/api/",
-        "/api/x",
-        "/api/%78",
-        "/api/conversations?company=acme",
-        "/metrics",
-        "/docs",
-        "/openapi.json",
-        "/dashboard",
-    ] {
+    for target in NOT_YET_IMPLEMENTED {
         let response = client.exchange(&get(target));
-        let problem = assert_problem(&response, 404, "not-found");
-        assert!(problem.is_object(), "{target}");
+        assert_eq!(response.status, 404, "{target}: {:?}", response.text());
+        assert_problem(&response, 404, "not-found");
     }
     assert_eq!(upstream.connections(), 0, "own routes are never proxied");
 }

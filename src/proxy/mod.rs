@@ -244,9 +244,7 @@ async fn continue_if_expected(
     }
     conn.out.clear();
     conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-    write_all_from(&mut conn.stream, &mut conn.out)
-        .await
-        .map_err(|_| Failure::ClientGone)
+    conn.write_out().await.map_err(|_| Failure::ClientGone)
 }
 
 async fn pump_exact_request(
@@ -445,9 +443,7 @@ async fn relay(
     );
     upstream.buf.consume(upstream.response.head_len);
     let relayed = match framing {
-        ResponseFraming::None => write_all_from(&mut conn.stream, &mut conn.out)
-            .await
-            .is_ok(),
+        ResponseFraming::None => conn.write_out().await.is_ok(),
         ResponseFraming::Length(length) => relay_exact(conn, &mut upstream, length, settings).await,
         _ => relay_open_ended(conn, &mut upstream, framing, chunked_to_client, settings).await,
     };
@@ -513,10 +509,7 @@ async fn relay_exact(
     conn.out
         .extend_from_slice(&upstream.buf.data()[..coalesced]);
     upstream.buf.consume(coalesced);
-    if write_all_from(&mut conn.stream, &mut conn.out)
-        .await
-        .is_err()
-    {
+    if conn.write_out().await.is_err() {
         return false;
     }
     let mut remaining = length - coalesced as u64;
@@ -563,15 +556,9 @@ async fn relay_open_ended(
         );
         upstream.buf.consume(used);
         if decoder.is_done() {
-            return write_all_from(&mut conn.stream, &mut conn.out)
-                .await
-                .is_ok();
+            return conn.write_out().await.is_ok();
         }
-        if !conn.out.is_empty()
-            && write_all_from(&mut conn.stream, &mut conn.out)
-                .await
-                .is_err()
-        {
+        if !conn.out.is_empty() && conn.write_out().await.is_err() {
             return false;
         }
         if upstream.buf.is_empty() || found == Decoded::NeedMore {
@@ -590,9 +577,7 @@ async fn finish_close_delimited(conn: &mut ClientConn, chunked_to_client: bool) 
     if chunked_to_client {
         conn.out.extend_from_slice(LAST_CHUNK);
     }
-    write_all_from(&mut conn.stream, &mut conn.out)
-        .await
-        .is_ok()
+    conn.write_out().await.is_ok()
 }
 
 /// Reads more of the response body. `Some(false)` is end of stream, `None` an error or timeout.

@@ -27,6 +27,9 @@ pub trait Site: 'static {
     /// Handles the exchange whose head is in `conn.head`, including its body. Returns whether
     /// the connection may carry another request.
     fn handle(&self, conn: &mut ClientConn) -> impl std::future::Future<Output = bool>;
+
+    /// Called about once a second on the worker's thread, and once as the worker stops.
+    fn tick(&self) {}
 }
 
 /// Per-connection settings shared by all connections of a worker.
@@ -43,6 +46,11 @@ pub struct ClientConn {
     /// Scratch space for rendering heads and re-framed bodies.
     pub out: Vec<u8>,
     pub head: RequestHead,
+    /// When the first byte of the current request arrived.
+    pub head_started: Instant,
+    /// Bytes read from and written to the client since the connection opened.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
     pub worker: Rc<WorkerState>,
     pub settings: Rc<ConnectionSettings>,
 }
@@ -63,6 +71,9 @@ pub async fn serve<S: Site>(
         buf: ReadBuf::with_capacity(CLIENT_READ_BUFFER_BYTES),
         out: Vec::with_capacity(CLIENT_READ_BUFFER_BYTES),
         head: RequestHead::default(),
+        head_started: Instant::now(),
+        bytes_read: 0,
+        bytes_written: 0,
         worker,
         settings,
     };
@@ -91,6 +102,7 @@ impl ClientConn {
         drain: &mut event_listener::EventListener,
     ) -> Result<bool, HeadError> {
         let mut head_deadline = None;
+        self.head_started = Instant::now();
         loop {
             if !self.buf.is_empty() && http1::parse_request(self.buf.data(), &mut self.head)? {
                 return Ok(true);
@@ -105,6 +117,9 @@ impl ClientConn {
             };
             if !matches!(read, Some(Ok(n)) if n > 0) {
                 return Ok(false);
+            }
+            if head_deadline.is_none() {
+                self.head_started = Instant::now();
             }
         }
     }
@@ -126,9 +141,19 @@ impl ClientConn {
 
     /// Reads more bytes, or `None` if `deadline` passes first.
     pub async fn read_until(&mut self, deadline: Instant) -> Option<io::Result<usize>> {
-        monoio::time::timeout_at(deadline.into(), self.buf.fill(&mut self.stream))
+        let read = monoio::time::timeout_at(deadline.into(), self.buf.fill(&mut self.stream))
             .await
-            .ok()
+            .ok();
+        if let Some(Ok(n)) = read {
+            self.bytes_read += n as u64;
+        }
+        read
+    }
+
+    /// Writes all of `self.out` to the client and clears it.
+    pub async fn write_out(&mut self) -> io::Result<()> {
+        self.bytes_written += self.out.len() as u64;
+        write_all_from(&mut self.stream, &mut self.out).await
     }
 
     /// Reads more body bytes, waiting at most the idle timeout. End of stream is an error: the
@@ -177,7 +202,7 @@ impl ClientConn {
         write_header("content-type", content_type.as_bytes(), &mut self.out);
         write_header(
             "content-length",
-            body.len().to_string().as_bytes(),
+            itoa::Buffer::new().format(body.len()).as_bytes(),
             &mut self.out,
         );
         for (name, value) in extra_headers {
@@ -188,10 +213,7 @@ impl ClientConn {
         if !omit_body {
             self.out.extend_from_slice(body);
         }
-        write_all_from(&mut self.stream, &mut self.out)
-            .await
-            .is_ok()
-            && keep_alive
+        self.write_out().await.is_ok() && keep_alive
     }
 
     /// Sends a problem document. Returns whether the connection stays open.

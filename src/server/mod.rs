@@ -20,9 +20,12 @@ use std::time::Duration;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::api::ApiContext;
 use crate::config::{Driver, ServeConfig};
 use crate::mock::{MockServer, MockSite};
 use crate::proxy::upstream::{UpstreamError, UpstreamTarget};
+use crate::serial::{SerialContext, SerialQueue};
+use crate::stats::{Stats, StatsConfig, PUBLISH_INTERVAL};
 use connection::{ConnectionSettings, Site};
 use shutdown::{ShutdownSignal, WorkerState};
 pub use site::ProxySite;
@@ -57,6 +60,8 @@ pub struct RunningServer {
     upstream_url: String,
     driver: Driver,
     workers: Workers,
+    stats: Stats,
+    serial: Arc<SerialQueue>,
     mock: Option<MockServer>,
 }
 
@@ -80,11 +85,14 @@ impl RunningServer {
         Arc::clone(&self.workers.signal)
     }
 
-    /// Stops accepting, lets in-flight requests finish within the grace period, and joins
-    /// every worker (and the built-in mock upstream, last).
+    /// Stops accepting, lets in-flight requests finish within the grace period, joins every
+    /// worker, writes the statistics to the store, and stops the built-in mock upstream.
     pub fn shutdown(self) -> std::io::Result<()> {
         self.workers.signal.trigger();
-        self.workers.join()?;
+        let joined = self.workers.join();
+        self.stats.shutdown();
+        self.serial.shutdown();
+        joined?;
         match self.mock {
             Some(mock) => mock.shutdown(),
             None => Ok(()),
@@ -104,7 +112,26 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         }
     };
     let target = UpstreamTarget::resolve(&upstream_url)?;
-    let settings = SiteSettings::from_config(&config, target);
+    let serial = SerialQueue::start(SerialContext {
+        state_dir: Some(config.state_dir.clone()),
+        ..SerialContext::default()
+    })
+    .map(Arc::new)
+    .map_err(StartError::Worker)?;
+    let stats = Stats::start(
+        StatsConfig {
+            state_dir: Some(config.state_dir.clone()),
+            flush_interval: config.stats_flush_interval,
+            retention: config.stats_retention,
+        },
+        Arc::clone(&serial),
+    )
+    .map_err(StartError::Worker)?;
+    let api = ApiContext {
+        stats: stats.handle(),
+        admin_token: config.admin_token.clone(),
+    };
+    let settings = SiteSettings::from_config(&config, target, api);
     let workers = Workers::spawn("confab-worker", &config, driver, move || {
         ProxySite::new(&settings)
     })?;
@@ -115,33 +142,43 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         upstream = %upstream_url,
         data = %config.data.as_ref().map_or("built-in".into(), |path| path.display().to_string()),
         access_log = config.access_log,
+        state_dir = %config.state_dir.display(),
         "confab serving"
     );
+    if config.admin_token.is_none() {
+        tracing::info!(
+            "admin endpoints are disabled; set --admin-token or CONFAB_ADMIN_TOKEN to enable them"
+        );
+    }
     Ok(RunningServer {
         local_addr: workers.local_addr,
         upstream_url,
         driver,
         workers,
+        stats,
+        serial,
         mock,
     })
 }
 
 /// What every worker's site is built from; plain data, sent to each worker thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SiteSettings {
     pub target: UpstreamTarget,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub access_log: bool,
+    pub api: ApiContext,
 }
 
 impl SiteSettings {
-    fn from_config(config: &ServeConfig, target: UpstreamTarget) -> SiteSettings {
+    fn from_config(config: &ServeConfig, target: UpstreamTarget, api: ApiContext) -> SiteSettings {
         SiteSettings {
             target,
             connect_timeout: config.connect_timeout,
             upstream_timeout: config.upstream_timeout,
             access_log: config.access_log,
+            api,
         }
     }
 }
@@ -315,6 +352,7 @@ impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
         let state = Rc::new(WorkerState::default());
         let settings = Rc::new(self.settings.connection);
         let _ = self.ready.send(Ok(()));
+        monoio::spawn(tick_forever(Rc::clone(&site)));
         monoio::select! {
             _ = accept_loop(&listener, &site, &state, &settings) => {}
             _ = self.signal.triggered() => {}
@@ -328,6 +366,15 @@ impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
                 "shutdown grace period over; closing the remaining connections"
             );
         }
+        site.tick();
+    }
+}
+
+/// Calls the site's [`Site::tick`] every [`PUBLISH_INTERVAL`] until the runtime stops.
+async fn tick_forever<S: Site>(site: Rc<S>) {
+    loop {
+        monoio::time::sleep(PUBLISH_INTERVAL).await;
+        site.tick();
     }
 }
 

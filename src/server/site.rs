@@ -1,24 +1,25 @@
 //! The proxy site: confab's own endpoints, and everything else forwarded to the upstream.
+//! Every exchange is recorded in the worker's statistics recorder.
 
 use std::rc::Rc;
 use std::time::Instant;
 
 use super::connection::{ClientConn, Site};
 use super::SiteSettings;
+use crate::api::{self, ApiContext, OwnRequest};
+use crate::http1::Target;
 use crate::problem::{Problem, ProblemKind};
 use crate::proxy::pool::UpstreamPool;
 use crate::proxy::{self, ProxySettings};
 use crate::routing::{self, Route};
+use crate::stats::{method_index, upstream_error_index, RouteKey, Sample, WorkerRecorder};
 
-/// The methods `/healthz` answers.
-const HEALTHZ_METHODS: &str = "GET, HEAD";
-/// The body of a healthy `/healthz`.
-const HEALTHY_BODY: &[u8] = br#"{"status":"ok"}"#;
-
-/// One worker's proxy site: its upstream pool and settings.
+/// One worker's proxy site: its upstream pool, its statistics recorder, and settings.
 pub struct ProxySite {
     pool: UpstreamPool,
     proxy: ProxySettings,
+    api: ApiContext,
+    recorder: WorkerRecorder,
     access_log: bool,
 }
 
@@ -29,35 +30,64 @@ impl ProxySite {
             proxy: ProxySettings {
                 upstream_timeout: settings.upstream_timeout,
             },
+            api: settings.api.clone(),
+            recorder: WorkerRecorder::new(settings.api.stats.clone()),
             access_log: settings.access_log,
         }
     }
 
-    async fn serve_own(&self, conn: &mut ClientConn, route: Result<Route, Problem>) -> (u16, bool) {
-        let method_ok = matches!(conn.head.method.of(conn.buf.data()), b"GET" | b"HEAD");
+    async fn forward(&self, conn: &mut ClientConn, method: u8) -> (u16, bool) {
+        let route = RouteKey::of_path(conn.head.path.of(conn.buf.data()));
+        let (read_before, written_before) = (conn.bytes_read, conn.bytes_written);
+        let outcome = proxy::forward(conn, &self.pool, &self.proxy).await;
+        let sample = Sample {
+            method,
+            status: outcome.status,
+            micros: conn.head_started.elapsed().as_micros() as u64,
+            bytes_in: conn.bytes_read - read_before + conn.head.head_len as u64,
+            bytes_out: conn.bytes_written - written_before,
+        };
+        let upstream_error = outcome.upstream_failure.and_then(upstream_error_index);
+        self.recorder
+            .record_proxy(route.as_bytes(), sample, upstream_error);
+        (outcome.status, outcome.keep_alive)
+    }
+
+    async fn serve_own(
+        &self,
+        conn: &mut ClientConn,
+        request: Result<OwnRequest, Problem>,
+    ) -> (u16, bool) {
+        let method = method_index(conn.head.method.of(conn.buf.data()));
+        let written_before = conn.bytes_written;
         conn.buf.consume(conn.head.head_len);
         let body_read = conn.discard_body().await;
-        let answer = match route {
-            Ok(Route::Healthz) if method_ok => Ok(HEALTHY_BODY),
-            Ok(Route::Healthz) => Err(Problem::method_not_allowed(HEALTHZ_METHODS)),
-            Ok(_) => Err(Problem::new(
-                ProblemKind::NotFound,
-                "no such confab endpoint",
-            )),
-            Err(problem) => Err(problem),
+        let (route, answer) = match &request {
+            Ok(request) => api::answer(&self.api, request).await,
+            Err(problem) => (crate::stats::OTHER_ROUTE, Err(problem.clone())),
         };
-        match answer {
-            Ok(body) => {
+        let (status, keep_alive) = match answer {
+            Ok(answer) => {
+                let body = answer.body.as_bytes();
                 let keep = conn
-                    .send_response(200, "application/json", &[], body, body_read)
+                    .send_response(answer.status, answer.content_type, &[], body, body_read)
                     .await;
-                (200, keep)
+                (answer.status, keep)
             }
             Err(problem) => (
                 problem.status(),
                 conn.send_problem(&problem, body_read).await,
             ),
-        }
+        };
+        let sample = Sample {
+            method,
+            status,
+            micros: conn.head_started.elapsed().as_micros() as u64,
+            bytes_in: conn.head.head_len as u64,
+            bytes_out: conn.bytes_written - written_before,
+        };
+        self.recorder.record_api(route, sample);
+        (status, keep_alive)
     }
 }
 
@@ -65,16 +95,18 @@ impl Site for ProxySite {
     async fn handle(&self, conn: &mut ClientConn) -> bool {
         let started = Instant::now();
         let access = self.access_log.then(|| AccessEntry::of(conn));
+        let buf = conn.buf.data();
+        let method = method_index(conn.head.method.of(buf));
         let route = match conn.head.target_form {
-            crate::http1::Target::Asterisk => Ok(Route::Proxy),
-            _ => routing::route(conn.head.path.of(conn.buf.data())),
+            Target::Asterisk => Ok(Route::Proxy),
+            _ => routing::route(conn.head.path.of(buf)),
         };
         let (status, keep_alive) = match route {
-            Ok(Route::Proxy) => {
-                let outcome = proxy::forward(conn, &self.pool, &self.proxy).await;
-                (outcome.status, outcome.keep_alive)
+            Ok(Route::Proxy) => self.forward(conn, method).await,
+            Ok(own) => {
+                let request = own_request(conn, own);
+                self.serve_own(conn, Ok(request)).await
             }
-            Ok(own) => self.serve_own(conn, Ok(own)).await,
             Err(_) => {
                 let problem = Problem::new(
                     ProblemKind::AmbiguousPath,
@@ -87,6 +119,33 @@ impl Site for ProxySite {
             entry.log(status, started);
         }
         keep_alive
+    }
+
+    fn tick(&self) {
+        self.recorder.publish();
+    }
+}
+
+/// Copies what an own endpoint needs out of the read buffer.
+fn own_request(conn: &ClientConn, route: Route) -> OwnRequest {
+    let buf = conn.buf.data();
+    let head = &conn.head;
+    let path_and_query = head.path_and_query.of(buf);
+    let query = path_and_query
+        .iter()
+        .position(|&byte| byte == b'?')
+        .map(|at| String::from_utf8_lossy(&path_and_query[at + 1..]).into_owned());
+    let authorization = head
+        .headers
+        .iter()
+        .find(|header| header.name.of(buf).eq_ignore_ascii_case(b"authorization"))
+        .map(|header| String::from_utf8_lossy(header.value.of(buf)).into_owned());
+    OwnRequest {
+        method: String::from_utf8_lossy(head.method.of(buf)).into_owned(),
+        route,
+        path: String::from_utf8_lossy(&routing::normalize(head.path.of(buf))).into_owned(),
+        query,
+        authorization,
     }
 }
 

@@ -1,0 +1,199 @@
+//! The `/api/stats` document: its types, and how figures become them.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::counters::{new_latency_histogram, RouteCounters};
+use super::store::{Figures, MinuteSummary};
+use super::{is_success, Scope, UPSTREAM_ERROR_KINDS};
+
+/// The whole `/api/stats` answer.
+#[derive(Debug, Serialize)]
+pub struct StatsDocument {
+    pub now: String,
+    /// When the stored history began (first start, or the last reset).
+    pub since: String,
+    pub window: Window,
+    pub store: StoreHealth,
+    pub proxy: ScopeStats,
+    pub api: ScopeStats,
+    pub series: Series,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Window {
+    pub from: String,
+    pub to: String,
+}
+
+/// Whether the store keeps up.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StoreHealth {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub last_flush: Option<String>,
+}
+
+/// Figures for the proxy or for confab's own endpoints.
+#[derive(Debug, Serialize)]
+pub struct ScopeStats {
+    pub requests: u64,
+    pub failures: u64,
+    pub success_rate: Option<f64>,
+    pub latency_ms: Latency,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub by_route: Vec<RouteStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_errors: Option<BTreeMap<&'static str, u64>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouteStats {
+    pub route: String,
+    pub requests: u64,
+    pub success_rate: Option<f64>,
+    pub latency_ms: Latency,
+}
+
+/// Latency percentiles in milliseconds; `null` without requests.
+#[derive(Debug, Serialize, Default, Clone, Copy, PartialEq)]
+pub struct Latency {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Series {
+    pub per_second: Vec<Point>,
+    pub per_minute: Vec<Point>,
+}
+
+/// One second or one minute of the time series.
+#[derive(Debug, Serialize)]
+pub struct Point {
+    pub t: String,
+    pub proxy_requests: u64,
+    pub proxy_failures: u64,
+    pub proxy_p50_ms: Option<f64>,
+    pub proxy_p99_ms: Option<f64>,
+    pub api_requests: u64,
+    pub status_classes: BTreeMap<&'static str, u64>,
+}
+
+impl Point {
+    pub fn new(t: u64, summary: &MinuteSummary) -> Point {
+        let classes = ["2xx", "3xx", "4xx", "5xx"];
+        Point {
+            t: super::rfc3339(t),
+            proxy_requests: summary.proxy_requests,
+            proxy_failures: summary.proxy_failures,
+            proxy_p50_ms: summary.proxy_p50_ms,
+            proxy_p99_ms: summary.proxy_p99_ms,
+            api_requests: summary.api_requests,
+            status_classes: classes.into_iter().zip(summary.status_classes).collect(),
+        }
+    }
+}
+
+/// Percentiles of a latency histogram (microseconds) in milliseconds.
+pub fn latency(histogram: &Histogram<u64>) -> Latency {
+    if histogram.is_empty() {
+        return Latency::default();
+    }
+    let ms = |micros: u64| Some(round3(micros as f64 / 1000.0));
+    Latency {
+        p50: ms(histogram.value_at_quantile(0.5)),
+        p90: ms(histogram.value_at_quantile(0.9)),
+        p99: ms(histogram.value_at_quantile(0.99)),
+        max: ms(histogram.max()),
+    }
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+fn rate(successes: u64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| round3(successes as f64 / requests as f64 * 1000.0) / 1000.0)
+}
+
+/// Summarizes the figures of one scope.
+pub fn scope_stats(figures: &Figures, scope: Scope) -> ScopeStats {
+    let mut all = RouteCounters::default();
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_route = Vec::new();
+    for ((_, route), counters) in figures.routes.iter().filter(|((s, _), _)| *s == scope) {
+        all.merge(counters);
+        for &(_, status, count) in &counters.outcomes {
+            *by_status.entry(status.to_string()).or_default() += count;
+        }
+        let requests = counters.requests();
+        by_route.push(RouteStats {
+            route: route.clone(),
+            requests,
+            success_rate: rate(requests - counters.failures(), requests),
+            latency_ms: latency(&counters.latency),
+        });
+    }
+    by_route.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.route.cmp(&b.route)));
+    let requests = all.requests();
+    let failures = all.failures();
+    ScopeStats {
+        requests,
+        failures,
+        success_rate: rate(requests - failures, requests),
+        latency_ms: latency(&all.latency),
+        bytes_in: all.bytes_in,
+        bytes_out: all.bytes_out,
+        by_status,
+        by_route,
+        upstream_errors: (scope == Scope::Proxy).then(|| {
+            UPSTREAM_ERROR_KINDS
+                .iter()
+                .copied()
+                .zip(figures.upstream_errors)
+                .collect()
+        }),
+    }
+}
+
+/// The headline of a span of figures (a second or a minute).
+pub fn summarize(figures: &Figures) -> MinuteSummary {
+    let mut summary = MinuteSummary::default();
+    let mut proxy_latency = new_latency_histogram();
+    for ((scope, _), counters) in &figures.routes {
+        match scope {
+            Scope::Api => summary.api_requests += counters.requests(),
+            Scope::Proxy => {
+                add_proxy(&mut summary, counters);
+                let _ = proxy_latency.add(&counters.latency);
+            }
+        }
+    }
+    let percentiles = latency(&proxy_latency);
+    summary.proxy_p50_ms = percentiles.p50;
+    summary.proxy_p99_ms = percentiles.p99;
+    summary
+}
+
+fn add_proxy(summary: &mut MinuteSummary, counters: &RouteCounters) {
+    for &(_, status, count) in &counters.outcomes {
+        summary.proxy_requests += count;
+        if !is_success(status) {
+            summary.proxy_failures += count;
+        }
+        let class = match status {
+            300..=399 => 1,
+            400..=499 => 2,
+            500.. => 3,
+            _ => 0,
+        };
+        summary.status_classes[class] += count;
+    }
+}
