@@ -9,6 +9,7 @@
 #
 # Usage: loadtest/compare.sh            (defaults below; override through the environment)
 #   DURATION=10s CONNECTIONS=64 ROUNDS=2 PROXIES="confab nginx haproxy" loadtest/compare.sh
+#   PROXIES="confab confab_nostats" ROUNDS=4 loadtest/compare.sh   (the cost of usage statistics)
 # Needs wrk, nginx and haproxy (apt-get install wrk nginx-light haproxy). Loopback only; every
 # process it starts is stopped when it exits.
 set -euo pipefail
@@ -65,7 +66,15 @@ cpu_ticks() {
 
 start_confab() {
     "$confab" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$PROXY_THREADS" \
+        --state-dir "$work/confab-state" \
         --upstream "http://127.0.0.1:$UPSTREAM_PORT" >"$work/confab.log" 2>&1 &
+    proxy_pids=($!)
+}
+
+# confab with usage statistics off: the baseline for what recording costs.
+start_confab_nostats() {
+    "$confab" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$PROXY_THREADS" --no-usage-stats \
+        --state-dir "$work/confab-state" --upstream "http://127.0.0.1:$UPSTREAM_PORT" >"$work/confab.log" 2>&1 &
     proxy_pids=($!)
 }
 
@@ -145,7 +154,7 @@ run_one() {
     errors=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$work/wrk.txt")
     cpu=$(awk -v t=$((after - before)) -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}')
     per_cpu=$(awk -v r="$requests" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", r / c; else print "n/a"}')
-    printf "%-8s %5s %12s %9s %9s %7s %9s %14s\n" "$proxy" "$round" "$rps" "$p50" "$p99" "$errors" "$cpu" "$per_cpu"
+    printf "%-15s %5s %12s %9s %9s %7s %9s %14s\n" "$proxy" "$round" "$rps" "$p50" "$p99" "$errors" "$cpu" "$per_cpu"
     echo "$proxy,$round,$CONNECTIONS,$rps,$p50,$p99,$errors,$cpu,$per_cpu" >>"$csv"
 }
 
@@ -155,7 +164,7 @@ wait_for_port "$UPSTREAM_PORT"
 
 echo "proxy,round,connections,requests_per_s,p50,p99,errors,proxy_cpu_s,requests_per_cpu_s" >"$csv"
 echo "wrk -t1 -c$CONNECTIONS -d$DURATION $REQUEST_PATH; upstream: confab mock (1 thread); proxies: $PROXY_THREADS threads; $(nproc) cores" >&2
-printf "%-8s %5s %12s %9s %9s %7s %9s %14s\n" proxy round "req/s" p50 p99 errors "cpu s" "req/cpu-s"
+printf "%-15s %5s %12s %9s %9s %7s %9s %14s\n" proxy round "req/s" p50 p99 errors "cpu s" "req/cpu-s"
 for round in $(seq 1 "$ROUNDS"); do
     for proxy in $PROXIES; do
         run_one "$proxy" "$round"

@@ -74,6 +74,9 @@ pub struct ServeArgs {
     /// How long per-minute statistics are kept.
     #[arg(long, env = "CONFAB_STATS_RETENTION", default_value = "7days", value_parser = parse_duration)]
     pub stats_retention: Duration,
+    /// Do not record requests in the usage statistics (to measure what recording costs).
+    #[arg(long, env = "CONFAB_NO_USAGE_STATS")]
+    pub no_usage_stats: bool,
 }
 
 impl ServeArgs {
@@ -93,6 +96,7 @@ impl ServeArgs {
             admin_token: self.admin_token.filter(|token| !token.is_empty()),
             stats_flush_interval: self.stats_flush_interval,
             stats_retention: self.stats_retention,
+            record_stats: !self.no_usage_stats,
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct ServeConfig {
     pub stats_flush_interval: Duration,
     /// How long per-minute statistics are kept.
     pub stats_retention: Duration,
+    /// Whether requests are recorded in the usage statistics (off only to measure its cost).
+    pub record_stats: bool,
 }
 
 impl ServeConfig {
@@ -78,6 +80,7 @@ impl ServeConfig {
             admin_token: None,
             stats_flush_interval: crate::stats::DEFAULT_FLUSH_INTERVAL,
             stats_retention: crate::stats::DEFAULT_RETENTION,
+            record_stats: true,
         }
     }
 }

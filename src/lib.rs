@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod http1;
 pub mod mock;
+pub mod openapi;
 pub mod problem;
 pub mod proxy;
 pub mod routing;

@@ -34,6 +34,31 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// Every kind, in declaration order (for API descriptions that list the codes).
+    pub const ALL: [ProblemKind; 16] = [
+        ProblemKind::BadRequest,
+        ProblemKind::AmbiguousPath,
+        ProblemKind::NotFound,
+        ProblemKind::MethodNotAllowed,
+        ProblemKind::Unauthorized,
+        ProblemKind::Forbidden,
+        ProblemKind::Unavailable,
+        ProblemKind::UriTooLong,
+        ProblemKind::RequestHeadTooLarge,
+        ProblemKind::UpstreamRefused,
+        ProblemKind::UpstreamUnreachable,
+        ProblemKind::UpstreamReset,
+        ProblemKind::UpstreamMalformed,
+        ProblemKind::UpstreamConnectTimeout,
+        ProblemKind::UpstreamTimeout,
+        ProblemKind::ShuttingDown,
+    ];
+
+    /// The full problem `type` URI of this kind.
+    pub fn type_uri(self) -> String {
+        format!("{PROBLEM_TYPE_PREFIX}{}", self.code())
+    }
+
     /// The stable code that ends the problem `type`.
     pub fn code(self) -> &'static str {
         match self {
@@ -146,6 +171,54 @@ impl Problem {
     }
 }
 
+/// The members of a problem document as a typed value: what [`Problem::to_json`] writes, for
+/// the API description (its schema and examples) and for clients that read problems back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(
+    as = Problem,
+    description = "An RFC 9457 problem document: the body of every error response.",
+    example = json!(ProblemDocument::from(&Problem::new(
+        ProblemKind::NotFound,
+        "no such confab endpoint"
+    )))
+)]
+pub struct ProblemDocument {
+    /// Identifies the kind of problem: `urn:confab:problem:` and a stable code. Match on this.
+    #[serde(rename = "type")]
+    #[schema(schema_with = problem_type_schema)]
+    pub type_uri: String,
+    /// A short summary of the kind of problem; the same for every occurrence of a kind.
+    #[schema(example = "Not found")]
+    pub title: String,
+    /// The HTTP status code of the response.
+    #[schema(minimum = 400, maximum = 599, example = 404)]
+    pub status: u16,
+    /// What went wrong this time, for a human.
+    #[schema(example = "no such confab endpoint")]
+    pub detail: String,
+}
+
+impl From<&Problem> for ProblemDocument {
+    fn from(problem: &Problem) -> ProblemDocument {
+        ProblemDocument {
+            type_uri: problem.kind.type_uri(),
+            title: problem.kind.title().to_owned(),
+            status: problem.status(),
+            detail: problem.detail.clone(),
+        }
+    }
+}
+
+/// The schema of `type`: one of the URIs of [`ProblemKind::ALL`].
+fn problem_type_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into())))
+        .enum_values(Some(ProblemKind::ALL.map(ProblemKind::type_uri)))
+        .examples([ProblemKind::NotFound.type_uri()])
+        .build()
+}
+
 fn json_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
@@ -163,5 +236,43 @@ mod tests {
         assert_eq!(value["status"], 504);
         assert_eq!(value["title"], "Upstream response timeout");
         assert_eq!(value["detail"], "no \"answer\"");
+    }
+
+    #[test]
+    fn document_type_mirrors_to_json() {
+        for kind in ProblemKind::ALL {
+            let problem = Problem::new(kind, "a \"quoted\" detail");
+            let typed = serde_json::to_string(&ProblemDocument::from(&problem)).expect("serialize");
+            assert_eq!(typed, problem.to_json(), "{kind:?}");
+            let back: ProblemDocument = serde_json::from_str(&problem.to_json()).expect("parse");
+            assert_eq!(back.status, kind.status());
+        }
+    }
+
+    #[test]
+    fn all_lists_every_kind_once() {
+        // The match is exhaustive: a new kind stops this test from compiling until it is
+        // given a place here and in `ProblemKind::ALL`.
+        let position = |kind: ProblemKind| match kind {
+            ProblemKind::BadRequest => 0,
+            ProblemKind::AmbiguousPath => 1,
+            ProblemKind::NotFound => 2,
+            ProblemKind::MethodNotAllowed => 3,
+            ProblemKind::Unauthorized => 4,
+            ProblemKind::Forbidden => 5,
+            ProblemKind::Unavailable => 6,
+            ProblemKind::UriTooLong => 7,
+            ProblemKind::RequestHeadTooLarge => 8,
+            ProblemKind::UpstreamRefused => 9,
+            ProblemKind::UpstreamUnreachable => 10,
+            ProblemKind::UpstreamReset => 11,
+            ProblemKind::UpstreamMalformed => 12,
+            ProblemKind::UpstreamConnectTimeout => 13,
+            ProblemKind::UpstreamTimeout => 14,
+            ProblemKind::ShuttingDown => 15,
+        };
+        for (index, kind) in ProblemKind::ALL.into_iter().enumerate() {
+            assert_eq!(position(kind), index, "{kind:?}");
+        }
     }
 }

@@ -168,6 +168,7 @@ pub struct SiteSettings {
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub access_log: bool,
+    pub record_stats: bool,
     pub api: ApiContext,
 }
 
@@ -178,6 +179,7 @@ impl SiteSettings {
             connect_timeout: config.connect_timeout,
             upstream_timeout: config.upstream_timeout,
             access_log: config.access_log,
+            record_stats: config.record_stats,
             api,
         }
     }

@@ -20,6 +20,7 @@ pub struct ProxySite {
     proxy: ProxySettings,
     api: ApiContext,
     recorder: WorkerRecorder,
+    record_stats: bool,
     access_log: bool,
 }
 
@@ -32,6 +33,7 @@ impl ProxySite {
             },
             api: settings.api.clone(),
             recorder: WorkerRecorder::new(settings.api.stats.clone()),
+            record_stats: settings.record_stats,
             access_log: settings.access_log,
         }
     }
@@ -48,8 +50,10 @@ impl ProxySite {
             bytes_out: conn.bytes_written - written_before,
         };
         let upstream_error = outcome.upstream_failure.and_then(upstream_error_index);
-        self.recorder
-            .record_proxy(route.as_bytes(), sample, upstream_error);
+        if self.record_stats {
+            self.recorder
+                .record_proxy(route.as_bytes(), sample, upstream_error);
+        }
         (outcome.status, outcome.keep_alive)
     }
 
@@ -86,7 +90,9 @@ impl ProxySite {
             bytes_in: conn.head.head_len as u64,
             bytes_out: conn.bytes_written - written_before,
         };
-        self.recorder.record_api(route, sample);
+        if self.record_stats {
+            self.recorder.record_api(route, sample);
+        }
         (status, keep_alive)
     }
 }

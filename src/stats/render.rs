@@ -4,86 +4,160 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::counters::{new_latency_histogram, RouteCounters};
 use super::store::{Figures, MinuteSummary};
 use super::{is_success, Scope, UPSTREAM_ERROR_KINDS};
 
 /// The whole `/api/stats` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatsDocument {
+    /// When the document was made.
+    #[schema(format = DateTime, example = "2026-12-03T17:05:00Z")]
     pub now: String,
     /// When the stored history began (first start, or the last reset).
+    #[schema(format = DateTime, example = "2026-12-03T09:00:00Z")]
     pub since: String,
     pub window: Window,
     pub store: StoreHealth,
+    /// Requests forwarded to the upstream.
     pub proxy: ScopeStats,
+    /// Requests answered by confab itself.
     pub api: ScopeStats,
     pub series: Series,
 }
 
-#[derive(Debug, Serialize)]
+/// The span the figures cover: the requested one, clamped to the stored history.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Window {
+    #[schema(format = DateTime, example = "2026-12-03T09:00:00Z")]
     pub from: String,
+    #[schema(format = DateTime, example = "2026-12-03T17:05:00Z")]
     pub to: String,
 }
 
 /// Whether the store keeps up.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, ToSchema)]
 pub struct StoreHealth {
+    /// False while writes to the statistics store fail.
     pub ok: bool,
+    /// The last write error, while writes fail.
+    #[schema(required = true)]
     pub error: Option<String>,
+    /// When figures were last written to the store.
+    #[schema(required = true, format = DateTime, example = "2026-12-03T17:04:58Z")]
     pub last_flush: Option<String>,
 }
 
 /// Figures for the proxy or for confab's own endpoints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ScopeStats {
+    #[schema(example = 1520)]
     pub requests: u64,
+    /// Requests answered with a status of 500 or above.
+    #[schema(example = 3)]
     pub failures: u64,
+    /// The share of requests that did not fail, from 0 to 1; `null` without requests.
+    #[schema(required = true, minimum = 0, maximum = 1, example = 0.998)]
     pub success_rate: Option<f64>,
     pub latency_ms: Latency,
+    /// Bytes received from clients.
     pub bytes_in: u64,
+    /// Bytes sent to clients.
     pub bytes_out: u64,
+    /// Request counts by response status code.
+    #[schema(example = json!({"200": 1510, "404": 7, "502": 3}))]
     pub by_status: BTreeMap<String, u64>,
+    /// Per route (the first path segment for the proxy, the endpoint for the API), busiest
+    /// first.
     pub by_route: Vec<RouteStats>,
+    /// Upstream failures by kind; only in `proxy`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = json!({
+        "refused": 0, "unreachable": 0, "reset": 1,
+        "malformed": 0, "connect_timeout": 0, "timeout": 2
+    }))]
     pub upstream_errors: Option<BTreeMap<&'static str, u64>>,
 }
 
-#[derive(Debug, Serialize)]
+/// Figures of one route.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RouteStats {
+    #[schema(example = "/categories")]
     pub route: String,
+    #[schema(example = 1200)]
     pub requests: u64,
+    /// The share of requests that did not fail, from 0 to 1; `null` without requests.
+    #[schema(required = true, minimum = 0, maximum = 1, example = 1.0)]
     pub success_rate: Option<f64>,
     pub latency_ms: Latency,
 }
 
 /// Latency percentiles in milliseconds; `null` without requests.
-#[derive(Debug, Serialize, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Serialize, Default, Clone, Copy, PartialEq, ToSchema)]
 pub struct Latency {
+    #[schema(required = true, example = 0.412)]
     pub p50: Option<f64>,
+    #[schema(required = true, example = 0.87)]
     pub p90: Option<f64>,
+    #[schema(required = true, example = 2.3)]
     pub p99: Option<f64>,
+    #[schema(required = true, example = 14.1)]
     pub max: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+/// The time series of the window, oldest point first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Series {
+    /// One point per recorded second within the window (seconds are kept 15 minutes).
     pub per_second: Vec<Point>,
+    /// One point per recorded minute within the window.
     pub per_minute: Vec<Point>,
 }
 
 /// One second or one minute of the time series.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Point {
+    /// The start of the second or minute.
+    #[schema(format = DateTime, example = "2026-12-03T17:04:00Z")]
     pub t: String,
+    #[schema(example = 240)]
     pub proxy_requests: u64,
+    #[schema(example = 0)]
     pub proxy_failures: u64,
+    #[schema(required = true, example = 0.41)]
     pub proxy_p50_ms: Option<f64>,
+    #[schema(required = true, example = 2.2)]
     pub proxy_p99_ms: Option<f64>,
+    #[schema(example = 2)]
     pub api_requests: u64,
+    /// Proxied requests by status class (`2xx`, `3xx`, `4xx`, `5xx`).
+    #[schema(example = json!({"2xx": 238, "3xx": 0, "4xx": 2, "5xx": 0}))]
     pub status_classes: BTreeMap<&'static str, u64>,
+}
+
+// The statistics types are private to `stats`; the API description names the document
+// through `openapi::StatsBody`, whose schema is this module's `StatsDocument`.
+impl utoipa::PartialSchema for crate::openapi::StatsBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        StatsDocument::schema()
+    }
+}
+
+impl ToSchema for crate::openapi::StatsBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        StatsDocument::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        StatsDocument::schemas(schemas);
+    }
 }
 
 impl Point {
