@@ -1,0 +1,1 @@
+//! Synthetic dataset generator (placeholder while the loader is written).

@@ -1,0 +1,1 @@
+//! Unit tests for the index: query semantics, JSON output and lookups.

@@ -1,0 +1,1 @@
+//! Unit tests for layout detection and linking helpers.
