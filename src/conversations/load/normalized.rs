@@ -265,7 +265,7 @@ fn is_word_boundary(text: &str, at: usize) -> bool {
 }
 
 /// Gives each transcript without a company the company of the next one that has one.
-fn fill_companies_from_next(companies: &mut [Option<u32>]) {
+pub(super) fn fill_companies_from_next(companies: &mut [Option<u32>]) {
     let mut next = None;
     for company in companies.iter_mut().rev() {
         match company {
