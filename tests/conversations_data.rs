@@ -199,6 +199,9 @@ fn expected_answer(records: &[Record], raw: &str, numeric_ids: bool) -> Value {
 const CHECKED_QUERIES: &[&str] = &[
     "",
     "company=acme",
+    "company=acme&tags=growth,competition",
+    "company=acme&tags=growth,competition&match=all",
+    "company=acme%20corp&tags=growth",
     "company=ACME%20LABS",
     "company=microsoft&tags=competition,growth",
     "company=microsoft&tags=competition,growth&match=all",

@@ -37,6 +37,7 @@ pub(crate) struct IndexBuilder {
     tag_rows: Vec<RoaringBitmap>,
     tag_by_key: HashMap<Box<str>, u32>,
     tag_by_spelling: HashMap<Box<str>, u32>,
+    company_tag_rows: HashMap<(u32, u32), RoaringBitmap>,
     company_of_row: Vec<u32>,
     transcript_of_row: Vec<u32>,
     transcript_ids: TextArena<u64>,
@@ -59,6 +60,7 @@ impl IndexBuilder {
             tag_rows: Vec::new(),
             tag_by_key: HashMap::new(),
             tag_by_spelling: HashMap::new(),
+            company_tag_rows: HashMap::new(),
             company_of_row: Vec::new(),
             transcript_of_row: Vec::new(),
             transcript_ids: TextArena::new(),
@@ -164,11 +166,21 @@ impl IndexBuilder {
     /// Marks `row` (the last pushed row or an earlier one) as carrying `tag`.
     pub(crate) fn tag_row(&mut self, row: u32, tag: u32) {
         self.tag_rows[tag as usize].insert(row);
+        let company = self.company_of_row[row as usize];
+        if company != NO_LINK {
+            self.company_tag_rows
+                .entry((company, tag))
+                .or_default()
+                .insert(row);
+        }
     }
 
     /// Freezes everything into an index.
     pub(crate) fn finish(self, layout: SourceLayout, links_inferred: bool) -> ConversationIndex {
-        let (company_sets, company_keys) = company_lookup(&self.companies, self.company_rows);
+        let (company_sets, company_keys, unions) =
+            company_lookup(&self.companies, self.company_rows);
+        let tag_count = self.tag_names.len() as u32;
+        let company_tag_rows = with_union_pairs(self.company_tag_rows, &unions, tag_count);
         let rows_by_id = rows_sorted_by_id(&self.ids);
         let hot = HotIndex {
             id_format: id_format(
@@ -181,6 +193,7 @@ impl IndexBuilder {
             company_keys,
             tag_rows: optimized(self.tag_rows),
             tag_keys: self.tag_by_key,
+            company_tag_rows,
         };
         let cold = ColdStore {
             companies: self.companies,
@@ -241,12 +254,16 @@ fn company_key(id: &str, name: &str) -> String {
     }
 }
 
+/// Company bitmaps with the unions appended, lookup keys, and each union's members.
+type CompanyLookup = (
+    Vec<RoaringBitmap>,
+    HashMap<Box<str>, u32>,
+    Vec<(u32, Vec<u32>)>,
+);
+
 /// Maps every accepted lookup key (id, full name, leading word; lower-cased) to a
 /// bitmap: the company's own, or a union when several companies share the key.
-fn company_lookup(
-    companies: &[Company],
-    mut sets: Vec<RoaringBitmap>,
-) -> (Vec<RoaringBitmap>, HashMap<Box<str>, u32>) {
+fn company_lookup(companies: &[Company], mut sets: Vec<RoaringBitmap>) -> CompanyLookup {
     let mut members: HashMap<Box<str>, Vec<u32>> = HashMap::new();
     for (index, company) in companies.iter().enumerate() {
         let words = [
@@ -272,7 +289,37 @@ fn company_lookup(
         };
         keys.insert(key, set);
     }
-    (sets, keys)
+    let mut unions: Vec<(u32, Vec<u32>)> = union_of
+        .into_iter()
+        .map(|(members, set)| (set, members))
+        .collect();
+    unions.sort_unstable();
+    (sets, keys, unions)
+}
+
+/// Adds (union set, tag) bitmaps for company sets shared by several companies, and
+/// run-compresses every pair bitmap.
+fn with_union_pairs(
+    mut pairs: HashMap<(u32, u32), RoaringBitmap>,
+    unions: &[(u32, Vec<u32>)],
+    tag_count: u32,
+) -> HashMap<(u32, u32), RoaringBitmap> {
+    for (set, members) in unions {
+        for tag in 0..tag_count {
+            let union = members
+                .iter()
+                .filter_map(|m| pairs.get(&(*m, tag)))
+                .fold(RoaringBitmap::new(), |acc, rows| acc | rows);
+            if !union.is_empty() {
+                pairs.insert((*set, tag), union);
+            }
+        }
+    }
+    pairs.values_mut().for_each(|rows| {
+        rows.optimize();
+    });
+    pairs.shrink_to_fit();
+    pairs
 }
 
 fn push_union(sets: &mut Vec<RoaringBitmap>, members: &[u32]) -> u32 {

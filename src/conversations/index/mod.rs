@@ -130,6 +130,9 @@ struct HotIndex {
     company_keys: HashMap<Box<str>, u32>,
     tag_rows: Vec<RoaringBitmap>,
     tag_keys: HashMap<Box<str>, u32>,
+    /// Rows of each (company set, tag) pair that has any, so a company filter with
+    /// tags combines a few small bitmaps instead of two large ones.
+    company_tag_rows: HashMap<(u32, u32), RoaringBitmap>,
 }
 
 #[derive(Clone, Debug)]
@@ -337,6 +340,15 @@ fn key_map_heap_bytes(map: &HashMap<Box<str>, u32>) -> usize {
     map.capacity() * entry + key_text
 }
 
+fn pair_map_heap_bytes(map: &HashMap<(u32, u32), RoaringBitmap>) -> usize {
+    let entry = std::mem::size_of::<((u32, u32), RoaringBitmap)>() + 1;
+    let containers: usize = map
+        .values()
+        .map(|rows| bitmaps_heap_bytes(std::slice::from_ref(rows)))
+        .sum();
+    map.capacity() * entry + containers
+}
+
 impl HotIndex {
     fn heap_bytes(&self) -> usize {
         self.ids.heap_bytes()
@@ -344,6 +356,7 @@ impl HotIndex {
             + bitmaps_heap_bytes(&self.tag_rows)
             + key_map_heap_bytes(&self.company_keys)
             + key_map_heap_bytes(&self.tag_keys)
+            + pair_map_heap_bytes(&self.company_tag_rows)
     }
 
     fn conversation_id(&self, row: u32) -> ConversationId {

@@ -17,36 +17,43 @@ enum Selection<'a> {
 impl HotIndex {
     /// Calls `emit` with each row on the query's page, in order; returns the total.
     pub(super) fn for_each_on_page(&self, query: &ConversationQuery, emit: impl FnMut(u32)) -> u64 {
-        let company = self.company_selection(query);
-        let selection = match company {
-            Selection::Nothing => Selection::Nothing,
-            company => intersect(company, self.tag_selection(query)),
+        let selection = match query.company() {
+            None => self.tag_selection(query, |tag| self.tag_bitmap(tag)),
+            Some(key) => match self.company_keys.get(key) {
+                None => Selection::Nothing,
+                Some(&set) if query.tags().is_empty() => {
+                    Selection::Borrowed(&self.company_sets[set as usize])
+                }
+                Some(&set) => self.tag_selection(query, |tag| self.company_tag_bitmap(set, tag)),
+            },
         };
         self.walk_page(&selection, query.offset(), query.per_page(), emit)
     }
 
-    fn company_selection(&self, query: &ConversationQuery) -> Selection<'_> {
-        let Some(key) = query.company() else {
-            return Selection::Everything;
-        };
-        match self.company_keys.get(key) {
-            Some(&set) => Selection::Borrowed(&self.company_sets[set as usize]),
-            None => Selection::Nothing,
-        }
+    fn tag_index(&self, tag: &str) -> Option<u32> {
+        self.tag_keys.get(tag).copied()
     }
 
     fn tag_bitmap(&self, tag: &str) -> Option<&RoaringBitmap> {
-        self.tag_keys
-            .get(tag)
-            .map(|&index| &self.tag_rows[index as usize])
+        self.tag_index(tag)
+            .map(|index| &self.tag_rows[index as usize])
     }
 
-    fn tag_selection(&self, query: &ConversationQuery) -> Selection<'_> {
+    fn company_tag_bitmap(&self, set: u32, tag: &str) -> Option<&RoaringBitmap> {
+        self.company_tag_rows.get(&(set, self.tag_index(tag)?))
+    }
+
+    /// Combines the rows of each listed tag, as found by `rows_of` (`None`: no rows).
+    fn tag_selection<'a>(
+        &'a self,
+        query: &ConversationQuery,
+        rows_of: impl Fn(&str) -> Option<&'a RoaringBitmap> + Clone,
+    ) -> Selection<'a> {
         let tags = query.tags();
         if tags.is_empty() {
             return Selection::Everything;
         }
-        let bitmaps = tags.iter().map(|tag| self.tag_bitmap(tag));
+        let bitmaps = tags.iter().map(|tag| rows_of(tag));
         match query.tag_match() {
             TagMatch::Any => combine(bitmaps.flatten(), |a, b| a | b, |acc, next| *acc |= next),
             TagMatch::All if bitmaps.clone().any(|b| b.is_none()) => Selection::Nothing,
@@ -105,18 +112,4 @@ fn combine<'a>(
     let mut acc = pair(first, second);
     bitmaps.for_each(|next| merge(&mut acc, next));
     Selection::Owned(acc)
-}
-
-fn intersect<'a>(left: Selection<'a>, right: Selection<'a>) -> Selection<'a> {
-    match (left, right) {
-        (Selection::Nothing, _) | (_, Selection::Nothing) => Selection::Nothing,
-        (Selection::Everything, other) | (other, Selection::Everything) => other,
-        (Selection::Borrowed(a), Selection::Borrowed(b)) => Selection::Owned(a & b),
-        (Selection::Owned(mut a), Selection::Borrowed(b))
-        | (Selection::Borrowed(b), Selection::Owned(mut a)) => {
-            a &= b;
-            Selection::Owned(a)
-        }
-        (Selection::Owned(a), Selection::Owned(b)) => Selection::Owned(a & b),
-    }
 }
