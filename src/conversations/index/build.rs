@@ -1,6 +1,6 @@
 //! Accumulating conversations row by row, then freezing them into a [`ConversationIndex`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use roaring::RoaringBitmap;
@@ -38,6 +38,9 @@ pub(crate) struct IndexBuilder {
     tag_by_key: HashMap<Box<str>, u32>,
     tag_by_spelling: HashMap<Box<str>, u32>,
     company_tag_rows: HashMap<(u32, u32), RoaringBitmap>,
+    co_occurring_tags: HashSet<(u32, u32)>,
+    tagged_row: u32,
+    tags_of_tagged_row: Vec<u32>,
     company_of_row: Vec<u32>,
     transcript_of_row: Vec<u32>,
     transcript_ids: TextArena<u64>,
@@ -61,6 +64,9 @@ impl IndexBuilder {
             tag_by_key: HashMap::new(),
             tag_by_spelling: HashMap::new(),
             company_tag_rows: HashMap::new(),
+            co_occurring_tags: HashSet::new(),
+            tagged_row: NO_LINK,
+            tags_of_tagged_row: Vec::new(),
             company_of_row: Vec::new(),
             transcript_of_row: Vec::new(),
             transcript_ids: TextArena::new(),
@@ -163,8 +169,9 @@ impl IndexBuilder {
         }
     }
 
-    /// Marks `row` (the last pushed row or an earlier one) as carrying `tag`.
+    /// Marks `row` (the last pushed row) as carrying `tag`.
     pub(crate) fn tag_row(&mut self, row: u32, tag: u32) {
+        self.note_co_occurrence(row, tag);
         self.tag_rows[tag as usize].insert(row);
         let company = self.company_of_row[row as usize];
         if company != NO_LINK {
@@ -173,6 +180,23 @@ impl IndexBuilder {
                 .or_default()
                 .insert(row);
         }
+    }
+
+    /// Records which tags share a row, so queries know which tag bitmaps are disjoint.
+    fn note_co_occurrence(&mut self, row: u32, tag: u32) {
+        if row != self.tagged_row {
+            self.tagged_row = row;
+            self.tags_of_tagged_row.clear();
+        }
+        for &other in self
+            .tags_of_tagged_row
+            .iter()
+            .filter(|&&other| other != tag)
+        {
+            self.co_occurring_tags
+                .insert((other.min(tag), other.max(tag)));
+        }
+        self.tags_of_tagged_row.push(tag);
     }
 
     /// Freezes everything into an index.
@@ -189,11 +213,12 @@ impl IndexBuilder {
             ),
             row_count: self.ids.len() as u32,
             ids: shrunk(self.ids),
-            company_sets: optimized(company_sets),
+            company_sets: compacted(company_sets),
             company_keys,
-            tag_rows: optimized(self.tag_rows),
+            tag_rows: compacted(self.tag_rows),
             tag_keys: self.tag_by_key,
             company_tag_rows,
+            co_occurring_tags: self.co_occurring_tags,
         };
         let cold = ColdStore {
             companies: self.companies,
@@ -227,10 +252,10 @@ fn shrunk<O: crate::conversations::arena::ArenaOffset>(mut arena: TextArena<O>) 
     arena
 }
 
-fn optimized(mut bitmaps: Vec<RoaringBitmap>) -> Vec<RoaringBitmap> {
-    for bitmap in &mut bitmaps {
-        bitmap.optimize();
-    }
+/// Bitmaps are deliberately not run-compressed (`optimize`): roaring's run
+/// containers count their values by walking every run, which makes the `len` and
+/// `select` of each query linear in runs; array and bitset containers keep counts.
+fn compacted(mut bitmaps: Vec<RoaringBitmap>) -> Vec<RoaringBitmap> {
     bitmaps.shrink_to_fit();
     bitmaps
 }
@@ -297,8 +322,7 @@ fn company_lookup(companies: &[Company], mut sets: Vec<RoaringBitmap>) -> Compan
     (sets, keys, unions)
 }
 
-/// Adds (union set, tag) bitmaps for company sets shared by several companies, and
-/// run-compresses every pair bitmap.
+/// Adds (union set, tag) bitmaps for company sets shared by several companies.
 fn with_union_pairs(
     mut pairs: HashMap<(u32, u32), RoaringBitmap>,
     unions: &[(u32, Vec<u32>)],
@@ -315,9 +339,6 @@ fn with_union_pairs(
             }
         }
     }
-    pairs.values_mut().for_each(|rows| {
-        rows.optimize();
-    });
     pairs.shrink_to_fit();
     pairs
 }

@@ -11,7 +11,7 @@ mod search;
 
 pub(crate) use build::{IndexBuilder, NewConversation};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -133,6 +133,9 @@ struct HotIndex {
     /// Rows of each (company set, tag) pair that has any, so a company filter with
     /// tags combines a few small bitmaps instead of two large ones.
     company_tag_rows: HashMap<(u32, u32), RoaringBitmap>,
+    /// Tag pairs `(low, high)` that share at least one row; tags of no pair here
+    /// have disjoint bitmaps, which lets `match=any` merge instead of unite.
+    co_occurring_tags: HashSet<(u32, u32)>,
 }
 
 #[derive(Clone, Debug)]
@@ -357,6 +360,7 @@ impl HotIndex {
             + key_map_heap_bytes(&self.company_keys)
             + key_map_heap_bytes(&self.tag_keys)
             + pair_map_heap_bytes(&self.company_tag_rows)
+            + self.co_occurring_tags.capacity() * (std::mem::size_of::<(u32, u32)>() + 1)
     }
 
     fn conversation_id(&self, row: u32) -> ConversationId {

@@ -1,91 +1,168 @@
-//! Query evaluation: bitmap algebra to select rows, then a rank/select walk to the
-//! requested page. No step scans rows.
+//! Query evaluation: bitmap algebra to select rows, then a rank/select walk (or a
+//! bounded merge) to the requested page. No step scans rows.
+//!
+//! Single-bitmap queries (no filter, one company, one tag, a company with one tag)
+//! borrow an index bitmap and allocate nothing. `match=any` over tags that never
+//! share a row (always so in the normalized layout) merges the tag bitmaps on the
+//! fly for pages up to [`MAX_MERGE_SKIP`] deep. Other combinations build one
+//! temporary bitmap.
 
+use std::iter::Peekable;
+
+use roaring::bitmap::Iter;
 use roaring::RoaringBitmap;
 
 use super::HotIndex;
 use crate::conversations::query::{ConversationQuery, TagMatch};
 
-/// The rows a query selects, borrowed from the index whenever one bitmap suffices.
+/// Most disjoint tag bitmaps merged on the fly; more are united into one bitmap.
+const MAX_MERGED_TAGS: usize = 8;
+/// Deepest offset reached by stepping through merged bitmaps; deeper pages unite
+/// the bitmaps and jump with `select`.
+const MAX_MERGE_SKIP: u64 = 4_096;
+
+/// The rows a query selects, borrowed from the index whenever possible.
 enum Selection<'a> {
     Everything,
     Nothing,
     Borrowed(&'a RoaringBitmap),
     Owned(RoaringBitmap),
+    Disjoint(Disjoint<'a>),
+}
+
+/// Up to [`MAX_MERGED_TAGS`] pairwise disjoint bitmaps, without allocating.
+#[derive(Clone, Copy, Default)]
+struct Disjoint<'a> {
+    bitmaps: [Option<&'a RoaringBitmap>; MAX_MERGED_TAGS],
+    tags: [u32; MAX_MERGED_TAGS],
+    len: usize,
+}
+
+impl<'a> Disjoint<'a> {
+    /// Adds a bitmap; false when full.
+    fn push(&mut self, tag: u32, bitmap: &'a RoaringBitmap) -> bool {
+        if self.len == MAX_MERGED_TAGS {
+            return false;
+        }
+        (self.bitmaps[self.len], self.tags[self.len]) = (Some(bitmap), tag);
+        self.len += 1;
+        true
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a RoaringBitmap> + '_ {
+        self.bitmaps[..self.len].iter().flatten().copied()
+    }
+
+    fn union(&self) -> RoaringBitmap {
+        self.iter()
+            .fold(RoaringBitmap::new(), |acc, bitmap| acc | bitmap)
+    }
 }
 
 impl HotIndex {
     /// Calls `emit` with each row on the query's page, in order; returns the total.
     pub(super) fn for_each_on_page(&self, query: &ConversationQuery, emit: impl FnMut(u32)) -> u64 {
         let selection = match query.company() {
-            None => self.tag_selection(query, |tag| self.tag_bitmap(tag)),
+            None => self.tag_selection(query, |tag| Some(&self.tag_rows[tag as usize])),
             Some(key) => match self.company_keys.get(key) {
                 None => Selection::Nothing,
                 Some(&set) if query.tags().is_empty() => {
                     Selection::Borrowed(&self.company_sets[set as usize])
                 }
-                Some(&set) => self.tag_selection(query, |tag| self.company_tag_bitmap(set, tag)),
+                Some(&set) => {
+                    self.tag_selection(query, |tag| self.company_tag_rows.get(&(set, tag)))
+                }
             },
         };
-        self.walk_page(&selection, query.offset(), query.per_page(), emit)
+        self.walk_page(selection, query.offset(), query.per_page(), emit)
     }
 
     fn tag_index(&self, tag: &str) -> Option<u32> {
         self.tag_keys.get(tag).copied()
     }
 
-    fn tag_bitmap(&self, tag: &str) -> Option<&RoaringBitmap> {
-        self.tag_index(tag)
-            .map(|index| &self.tag_rows[index as usize])
+    fn share_rows(&self, a: u32, b: u32) -> bool {
+        a == b || self.co_occurring_tags.contains(&(a.min(b), a.max(b)))
     }
 
-    fn company_tag_bitmap(&self, set: u32, tag: &str) -> Option<&RoaringBitmap> {
-        self.company_tag_rows.get(&(set, self.tag_index(tag)?))
-    }
-
-    /// Combines the rows of each listed tag, as found by `rows_of` (`None`: no rows).
+    /// Combines the listed tags' rows, as found by `rows_of` (`None`: no rows).
     fn tag_selection<'a>(
         &'a self,
         query: &ConversationQuery,
-        rows_of: impl Fn(&str) -> Option<&'a RoaringBitmap> + Clone,
+        rows_of: impl Fn(u32) -> Option<&'a RoaringBitmap>,
     ) -> Selection<'a> {
-        let tags = query.tags();
-        if tags.is_empty() {
+        if query.tags().is_empty() {
             return Selection::Everything;
         }
-        let bitmaps = tags.iter().map(|tag| rows_of(tag));
+        let tags = query.tags().iter().map(|tag| self.tag_index(tag));
         match query.tag_match() {
-            TagMatch::Any => combine(bitmaps.flatten(), |a, b| a | b, |acc, next| *acc |= next),
-            TagMatch::All if bitmaps.clone().any(|b| b.is_none()) => Selection::Nothing,
-            TagMatch::All => combine(bitmaps.flatten(), |a, b| a & b, |acc, next| *acc &= next),
+            TagMatch::Any => self.any_of(tags.flatten().filter_map(|t| Some((t, rows_of(t)?)))),
+            TagMatch::All => self.all_of(tags, rows_of),
+        }
+    }
+
+    fn any_of<'a>(
+        &self,
+        mut found: impl Iterator<Item = (u32, &'a RoaringBitmap)>,
+    ) -> Selection<'a> {
+        let mut disjoint = Disjoint::default();
+        while let Some((tag, bitmap)) = found.next() {
+            let overlaps = disjoint.tags[..disjoint.len]
+                .iter()
+                .any(|&other| self.share_rows(tag, other));
+            if overlaps || !disjoint.push(tag, bitmap) {
+                let rest = found.map(|(_, bitmap)| bitmap);
+                return combine(
+                    disjoint.iter().chain([bitmap]).chain(rest),
+                    |a, b| a | b,
+                    |acc, next| *acc |= next,
+                );
+            }
+        }
+        match disjoint.len {
+            0 => Selection::Nothing,
+            1 => disjoint.bitmaps[0].map_or(Selection::Nothing, Selection::Borrowed),
+            _ => Selection::Disjoint(disjoint),
+        }
+    }
+
+    fn all_of<'a>(
+        &self,
+        tags: impl Iterator<Item = Option<u32>> + Clone,
+        rows_of: impl Fn(u32) -> Option<&'a RoaringBitmap>,
+    ) -> Selection<'a> {
+        if tags.clone().any(|tag| tag.is_none()) {
+            return Selection::Nothing;
+        }
+        let known = tags.flatten();
+        let mut earlier = known.clone().enumerate();
+        if earlier.any(|(i, a)| known.clone().take(i).any(|b| !self.share_rows(a, b))) {
+            return Selection::Nothing;
+        }
+        let bitmaps = known.map(&rows_of);
+        match bitmaps.clone().any(|bitmap| bitmap.is_none()) {
+            true => Selection::Nothing,
+            false => combine(bitmaps.flatten(), |a, b| a & b, |acc, next| *acc &= next),
         }
     }
 
     fn walk_page(
         &self,
-        selection: &Selection<'_>,
+        selection: Selection<'_>,
         offset: u64,
         per_page: u32,
-        mut emit: impl FnMut(u32),
+        emit: impl FnMut(u32),
     ) -> u64 {
-        let bitmap = match selection {
-            Selection::Everything => return self.walk_all(offset, per_page, emit),
-            Selection::Nothing => return 0,
-            Selection::Borrowed(bitmap) => *bitmap,
-            Selection::Owned(bitmap) => bitmap,
-        };
-        let total = bitmap.len();
-        let first = u32::try_from(offset)
-            .ok()
-            .filter(|_| offset < total)
-            .and_then(|n| bitmap.select(n));
-        if let Some(first) = first {
-            bitmap
-                .range(first..)
-                .take(per_page as usize)
-                .for_each(&mut emit);
+        match selection {
+            Selection::Everything => self.walk_all(offset, per_page, emit),
+            Selection::Nothing => 0,
+            Selection::Borrowed(bitmap) => walk_bitmap(bitmap, offset, per_page, emit),
+            Selection::Owned(bitmap) => walk_bitmap(&bitmap, offset, per_page, emit),
+            Selection::Disjoint(disjoint) if offset > MAX_MERGE_SKIP => {
+                walk_bitmap(&disjoint.union(), offset, per_page, emit)
+            }
+            Selection::Disjoint(disjoint) => walk_merged(&disjoint, offset, per_page, emit),
         }
-        total
     }
 
     fn walk_all(&self, offset: u64, per_page: u32, emit: impl FnMut(u32)) -> u64 {
@@ -95,6 +172,49 @@ impl HotIndex {
         (start as u32..end as u32).for_each(emit);
         total
     }
+}
+
+fn walk_bitmap(bitmap: &RoaringBitmap, offset: u64, per_page: u32, emit: impl FnMut(u32)) -> u64 {
+    let total = bitmap.len();
+    let first = u32::try_from(offset)
+        .ok()
+        .filter(|_| offset < total)
+        .and_then(|n| bitmap.select(n));
+    if let Some(first) = first {
+        bitmap.range(first..).take(per_page as usize).for_each(emit);
+    }
+    total
+}
+
+/// Walks the sorted merge of disjoint bitmaps, skipping `offset` rows.
+fn walk_merged(
+    disjoint: &Disjoint<'_>,
+    offset: u64,
+    per_page: u32,
+    mut emit: impl FnMut(u32),
+) -> u64 {
+    let total = disjoint.iter().map(RoaringBitmap::len).sum();
+    let mut heads: [Option<Peekable<Iter<'_>>>; MAX_MERGED_TAGS] =
+        std::array::from_fn(|i| disjoint.bitmaps[i].map(|bitmap| bitmap.iter().peekable()));
+    let wanted = offset.saturating_add(u64::from(per_page)).min(total);
+    for position in 0..wanted {
+        let Some(row) = next_smallest(&mut heads) else {
+            break;
+        };
+        if position >= offset {
+            emit(row);
+        }
+    }
+    total
+}
+
+fn next_smallest(heads: &mut [Option<Peekable<Iter<'_>>>]) -> Option<u32> {
+    let smallest = heads
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, head)| Some((*head.as_mut()?.peek()?, i)))
+        .min()?;
+    heads[smallest.1].as_mut().and_then(Iterator::next)
 }
 
 /// Folds bitmaps into one selection, copying only when there are two or more.

@@ -187,3 +187,81 @@ fn json_helpers_write_numbers_and_escapes() {
     json::push_decimal_string(&mut text, i64::MIN);
     assert_eq!(text, i64::MIN.to_string());
 }
+
+/// 12 000 rows; row `n` has tag `n % 3` (so tags are disjoint) and company `n % 2`,
+/// plus, when `overlap` is set, row 0 also has tag 1.
+fn striped_index(overlap: bool) -> ConversationIndex {
+    let mut builder = IndexBuilder::new();
+    let companies = [
+        builder.add_company("e", "Even"),
+        builder.add_company("o", "Odd"),
+    ];
+    for n in 0..12_000u32 {
+        let id = format!("r{n}");
+        let mut tags = vec![["t0", "t1", "t2"][n as usize % 3]];
+        if overlap && n == 0 {
+            tags.push("t1");
+        }
+        push(
+            &mut builder,
+            IdValue::Text(&id),
+            Some(companies[n as usize % 2]),
+            &tags,
+        );
+    }
+    builder.finish(SourceLayout::Flat, false)
+}
+
+fn naive_rows(overlap: bool, even_only: bool, tags: &[usize]) -> Vec<String> {
+    let has = |n: usize, tag: usize| n % 3 == tag || (overlap && n == 0 && tag == 1);
+    (0..12_000)
+        .filter(|n| (!even_only || n % 2 == 0) && tags.iter().any(|&t| has(*n, t)))
+        .map(|n| format!("r{n}"))
+        .collect()
+}
+
+#[test]
+fn merged_and_united_tag_walks_agree_with_a_naive_filter_at_every_depth() {
+    for overlap in [false, true] {
+        let index = striped_index(overlap);
+        for (company, even_only) in [("", false), ("company=even&", true)] {
+            let expected = naive_rows(overlap, even_only, &[0, 1]);
+            for page in [1, 2, 40, 41, 42, 80, 81, 82, 83, 100, 200] {
+                let raw = format!("{company}tags=t0,t1&per_page=50&page={page}");
+                let answer = index.query(&ConversationQuery::parse(Some(&raw)).unwrap());
+                let ids: Vec<String> = answer
+                    .conversation_ids
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let start = ((page - 1) * 50).min(expected.len());
+                assert_eq!(
+                    ids,
+                    expected[start..(start + 50).min(expected.len())],
+                    "{raw} overlap={overlap}"
+                );
+                assert_eq!(answer.total, expected.len() as u64, "{raw}");
+            }
+        }
+    }
+}
+
+#[test]
+fn all_mode_on_tags_that_never_meet_is_empty() {
+    let index = striped_index(false);
+    let all = |raw: &str| {
+        index
+            .query(&ConversationQuery::parse(Some(raw)).unwrap())
+            .total
+    };
+    assert_eq!(all("tags=t0,t1&match=all"), 0);
+    assert_eq!(all("tags=t0,t0&match=all"), 4_000);
+    assert_eq!(all("company=odd&tags=t1&match=all"), 2_000);
+    let overlapping = striped_index(true);
+    assert_eq!(
+        overlapping
+            .query(&ConversationQuery::parse(Some("tags=t0,t1&match=all")).unwrap())
+            .total,
+        1
+    );
+}
