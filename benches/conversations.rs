@@ -75,11 +75,13 @@ fn queries(index: &ConversationIndex) -> Vec<(&'static str, ConversationQuery)> 
     let parse = |raw: &str| ConversationQuery::parse(Some(raw)).expect("bench query");
     let amazon = index.query(&parse("company=amazon")).total;
     let deep_page = format!("company=amazon&page={}&per_page=50", (amazon / 50).max(1));
+    let example = "company=microsoft&tags=competition,orientation";
+    let example_total = index.query(&parse(example)).total;
+    let example_deep = format!("{example}&page={}&per_page=50", (example_total / 50).max(1));
     vec![
-        (
-            "company_two_tags",
-            parse("company=microsoft&tags=competition,orientation"),
-        ),
+        ("company_two_tags", parse(example)),
+        ("company_two_tags_deep_page", parse(&example_deep)),
+        ("two_tags", parse("tags=competition,orientation")),
         ("one_tag", parse("tags=growth")),
         ("no_filter", parse("")),
         ("deep_page", parse(&deep_page)),
