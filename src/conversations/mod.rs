@@ -38,4 +38,4 @@ pub use index::{
     CompanySummary, ConversationDetail, ConversationId, ConversationIndex, IndexStats, QueryPage,
     SourceLayout, TagSummary,
 };
-pub use query::{ConversationQuery, TagMatch, MAX_PER_PAGE, MAX_QUERY_TAGS};
+pub use query::{ConversationQuery, TagMatch, DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_QUERY_TAGS};

@@ -4,8 +4,8 @@
 //! Single-bitmap queries (no filter, one company, one tag, a company with one tag)
 //! borrow an index bitmap and allocate nothing. `match=any` over tags that never
 //! share a row (always so in the normalized layout) merges the tag bitmaps on the
-//! fly for pages up to [`MAX_MERGE_SKIP`] deep. Other combinations build one
-//! temporary bitmap.
+//! fly, reaching deep pages by a binary search on summed ranks. Other combinations
+//! build one temporary bitmap.
 
 use std::iter::Peekable;
 
@@ -17,9 +17,9 @@ use crate::conversations::query::{ConversationQuery, TagMatch};
 
 /// Most disjoint tag bitmaps merged on the fly; more are united into one bitmap.
 const MAX_MERGED_TAGS: usize = 8;
-/// Deepest offset reached by stepping through merged bitmaps; deeper pages unite
-/// the bitmaps and jump with `select`.
-const MAX_MERGE_SKIP: u64 = 4_096;
+/// Deepest offset reached by stepping through merged bitmaps; deeper pages find
+/// their first row by a binary search on summed ranks instead.
+const MAX_MERGE_SKIP: u64 = 256;
 
 /// The rows a query selects, borrowed from the index whenever possible.
 enum Selection<'a> {
@@ -53,9 +53,23 @@ impl<'a> Disjoint<'a> {
         self.bitmaps[..self.len].iter().flatten().copied()
     }
 
-    fn union(&self) -> RoaringBitmap {
-        self.iter()
-            .fold(RoaringBitmap::new(), |acc, bitmap| acc | bitmap)
+    /// Rows `<= row` over all bitmaps.
+    fn rank(&self, row: u32) -> u64 {
+        self.iter().map(|bitmap| bitmap.rank(row)).sum()
+    }
+
+    /// The row at `position` (0-based) of the merged order; `position` < total.
+    fn row_at(&self, position: u64) -> u32 {
+        let last = self.iter().filter_map(RoaringBitmap::max).max();
+        let (mut low, mut high) = (0, last.unwrap_or(0));
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.rank(middle) > position {
+                true => high = middle,
+                false => low = middle + 1,
+            }
+        }
+        low
     }
 }
 
@@ -158,9 +172,6 @@ impl HotIndex {
             Selection::Nothing => 0,
             Selection::Borrowed(bitmap) => walk_bitmap(bitmap, offset, per_page, emit),
             Selection::Owned(bitmap) => walk_bitmap(&bitmap, offset, per_page, emit),
-            Selection::Disjoint(disjoint) if offset > MAX_MERGE_SKIP => {
-                walk_bitmap(&disjoint.union(), offset, per_page, emit)
-            }
             Selection::Disjoint(disjoint) => walk_merged(&disjoint, offset, per_page, emit),
         }
     }
@@ -186,7 +197,7 @@ fn walk_bitmap(bitmap: &RoaringBitmap, offset: u64, per_page: u32, emit: impl Fn
     total
 }
 
-/// Walks the sorted merge of disjoint bitmaps, skipping `offset` rows.
+/// Walks the sorted merge of disjoint bitmaps from position `offset`.
 fn walk_merged(
     disjoint: &Disjoint<'_>,
     offset: u64,
@@ -194,14 +205,21 @@ fn walk_merged(
     mut emit: impl FnMut(u32),
 ) -> u64 {
     let total = disjoint.iter().map(RoaringBitmap::len).sum();
-    let mut heads: [Option<Peekable<Iter<'_>>>; MAX_MERGED_TAGS] =
-        std::array::from_fn(|i| disjoint.bitmaps[i].map(|bitmap| bitmap.iter().peekable()));
-    let wanted = offset.saturating_add(u64::from(per_page)).min(total);
-    for position in 0..wanted {
+    if offset >= total {
+        return total;
+    }
+    let (first_row, skip) = match offset > MAX_MERGE_SKIP {
+        true => (disjoint.row_at(offset), 0),
+        false => (0, offset),
+    };
+    let mut heads: [Option<Peekable<Iter<'_>>>; MAX_MERGED_TAGS] = std::array::from_fn(|i| {
+        disjoint.bitmaps[i].map(|bitmap| bitmap.range(first_row..).peekable())
+    });
+    for position in 0..skip + u64::from(per_page) {
         let Some(row) = next_smallest(&mut heads) else {
             break;
         };
-        if position >= offset {
+        if position >= skip {
             emit(row);
         }
     }

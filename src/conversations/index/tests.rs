@@ -265,3 +265,29 @@ fn all_mode_on_tags_that_never_meet_is_empty() {
         1
     );
 }
+
+#[test]
+fn lookups_by_id_resolve_long_shared_prefixes_and_repeats() {
+    let mut builder = IndexBuilder::new();
+    let ids = [
+        "conversation-b",
+        "conversation-a",
+        "conversation",
+        "conversation-a",
+        "c",
+    ];
+    for id in ids {
+        let company = builder.company_named(id);
+        push(&mut builder, IdValue::Text(id), Some(company), &[]);
+    }
+    let index = builder.finish(SourceLayout::Flat, false);
+    for id in ["conversation-b", "conversation", "c"] {
+        assert_eq!(
+            index.conversation(id).unwrap().id,
+            ConversationId::Text(id.into())
+        );
+    }
+    let repeated = index.conversation("conversation-a").unwrap();
+    assert_eq!(repeated.company.as_deref(), Some("conversation-a"));
+    assert!(index.conversation("conversation-c").is_none() && index.conversation("").is_none());
+}
