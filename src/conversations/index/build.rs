@@ -11,6 +11,10 @@ use super::{
 use crate::conversations::arena::{ArenaFull, TextArena};
 use crate::conversations::columns::IdValue;
 
+/// Companies and tags with at least this many rows get a precomputed bitmap per
+/// (company, tag) pair; below it, intersecting at query time costs a few µs at most.
+pub(crate) const MIN_ROWS_FOR_TAG_PAIRS: u64 = 2_048;
+
 /// Most conversations one index holds: row numbers are `u32` and `u32::MAX` is reserved.
 pub(crate) const MAX_CONVERSATIONS: u64 = NO_LINK as u64;
 
@@ -37,7 +41,6 @@ pub(crate) struct IndexBuilder {
     tag_rows: Vec<RoaringBitmap>,
     tag_by_key: HashMap<Box<str>, u32>,
     tag_by_spelling: HashMap<Box<str>, u32>,
-    company_tag_rows: HashMap<(u32, u32), RoaringBitmap>,
     co_occurring_tags: HashSet<(u32, u32)>,
     tagged_row: u32,
     tags_of_tagged_row: Vec<u32>,
@@ -63,7 +66,6 @@ impl IndexBuilder {
             tag_rows: Vec::new(),
             tag_by_key: HashMap::new(),
             tag_by_spelling: HashMap::new(),
-            company_tag_rows: HashMap::new(),
             co_occurring_tags: HashSet::new(),
             tagged_row: NO_LINK,
             tags_of_tagged_row: Vec::new(),
@@ -172,14 +174,7 @@ impl IndexBuilder {
     /// Marks `row` (the last pushed row) as carrying `tag`.
     pub(crate) fn tag_row(&mut self, row: u32, tag: u32) {
         self.note_co_occurrence(row, tag);
-        self.tag_rows[tag as usize].insert(row);
-        let company = self.company_of_row[row as usize];
-        if company != NO_LINK {
-            self.company_tag_rows
-                .entry((company, tag))
-                .or_default()
-                .insert(row);
-        }
+        append(&mut self.tag_rows[tag as usize], row);
     }
 
     /// Records which tags share a row, so queries know which tag bitmaps are disjoint.
@@ -201,10 +196,8 @@ impl IndexBuilder {
 
     /// Freezes everything into an index.
     pub(crate) fn finish(self, layout: SourceLayout, links_inferred: bool) -> ConversationIndex {
-        let (company_sets, company_keys, unions) =
-            company_lookup(&self.companies, self.company_rows);
-        let tag_count = self.tag_names.len() as u32;
-        let company_tag_rows = with_union_pairs(self.company_tag_rows, &unions, tag_count);
+        let (company_sets, company_keys) = company_lookup(&self.companies, self.company_rows);
+        let company_tag_rows = company_tag_pairs(&company_sets, &self.tag_rows);
         let rows_by_id = rows_sorted_by_id(&self.ids);
         let hot = HotIndex {
             id_format: id_format(
@@ -286,12 +279,8 @@ fn company_key(id: &str, name: &str) -> String {
     }
 }
 
-/// Company bitmaps with the unions appended, lookup keys, and each union's members.
-type CompanyLookup = (
-    Vec<RoaringBitmap>,
-    HashMap<Box<str>, u32>,
-    Vec<(u32, Vec<u32>)>,
-);
+/// Company bitmaps with the unions appended, and the lookup keys.
+type CompanyLookup = (Vec<RoaringBitmap>, HashMap<Box<str>, u32>);
 
 /// Maps every accepted lookup key (id, full name, leading word; lower-cased) to a
 /// bitmap: the company's own, or a union when several companies share the key.
@@ -321,33 +310,38 @@ fn company_lookup(companies: &[Company], mut sets: Vec<RoaringBitmap>) -> Compan
         };
         keys.insert(key, set);
     }
-    let mut unions: Vec<(u32, Vec<u32>)> = union_of
-        .into_iter()
-        .map(|(members, set)| (set, members))
-        .collect();
-    unions.sort_unstable();
-    (sets, keys, unions)
+    (sets, keys)
 }
 
-/// Adds (union set, tag) bitmaps for company sets shared by several companies.
-fn with_union_pairs(
-    mut pairs: HashMap<(u32, u32), RoaringBitmap>,
-    unions: &[(u32, Vec<u32>)],
-    tag_count: u32,
+/// Rows of each (company set, tag) pair where both have at least
+/// [`MIN_ROWS_FOR_TAG_PAIRS`] rows and share some; smaller pairs are intersected
+/// per query, which is cheap because one side is small.
+fn company_tag_pairs(
+    sets: &[RoaringBitmap],
+    tags: &[RoaringBitmap],
 ) -> HashMap<(u32, u32), RoaringBitmap> {
-    for (set, members) in unions {
-        for tag in 0..tag_count {
-            let union = members
-                .iter()
-                .filter_map(|m| pairs.get(&(*m, tag)))
-                .fold(RoaringBitmap::new(), |acc, rows| acc | rows);
-            if !union.is_empty() {
-                pairs.insert((*set, tag), union);
+    let large_tags = large_bitmaps(tags);
+    let mut pairs = HashMap::new();
+    for (set, set_rows) in large_bitmaps(sets) {
+        for &(tag, tag_rows) in &large_tags {
+            let rows = set_rows & tag_rows;
+            if !rows.is_empty() {
+                pairs.insert((set, tag), rows);
             }
         }
     }
-    pairs.shrink_to_fit();
     pairs
+}
+
+/// The bitmaps with at least [`MIN_ROWS_FOR_TAG_PAIRS`] rows, with their indices.
+fn large_bitmaps(bitmaps: &[RoaringBitmap]) -> Vec<(u32, &RoaringBitmap)> {
+    let numbered = bitmaps
+        .iter()
+        .enumerate()
+        .map(|(index, rows)| (index as u32, rows));
+    numbered
+        .filter(|(_, rows)| rows.len() >= MIN_ROWS_FOR_TAG_PAIRS)
+        .collect()
 }
 
 fn push_union(sets: &mut Vec<RoaringBitmap>, members: &[u32]) -> u32 {

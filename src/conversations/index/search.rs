@@ -2,16 +2,19 @@
 //! bounded merge) to the requested page. No step scans rows.
 //!
 //! Single-bitmap queries (no filter, one company, one tag, a company with one tag)
-//! borrow an index bitmap and allocate nothing. `match=any` over tags that never
+//! borrow an index bitmap and allocate nothing (a small company with one tag
+//! intersects two bitmaps, one of them small). `match=any` over tags that never
 //! share a row (always so in the normalized layout) merges the tag bitmaps on the
 //! fly, reaching deep pages by a binary search on summed ranks. Other combinations
 //! build one temporary bitmap.
 
+use std::borrow::Cow;
 use std::iter::Peekable;
 
 use roaring::bitmap::Iter;
 use roaring::RoaringBitmap;
 
+use super::build::MIN_ROWS_FOR_TAG_PAIRS;
 use super::HotIndex;
 use crate::conversations::query::{ConversationQuery, TagMatch};
 
@@ -77,18 +80,35 @@ impl HotIndex {
     /// Calls `emit` with each row on the query's page, in order; returns the total.
     pub(super) fn for_each_on_page(&self, query: &ConversationQuery, emit: impl FnMut(u32)) -> u64 {
         let selection = match query.company() {
-            None => self.tag_selection(query, |tag| Some(&self.tag_rows[tag as usize])),
+            None => self.tag_selection(query, |tag| {
+                Some(Cow::Borrowed(&self.tag_rows[tag as usize]))
+            }),
             Some(key) => match self.company_keys.get(key) {
                 None => Selection::Nothing,
                 Some(&set) if query.tags().is_empty() => {
                     Selection::Borrowed(&self.company_sets[set as usize])
                 }
-                Some(&set) => {
-                    self.tag_selection(query, |tag| self.company_tag_rows.get(&(set, tag)))
-                }
+                Some(&set) => self.tag_selection(query, |tag| self.company_tag_rows(set, tag)),
             },
         };
         self.walk_page(selection, query.offset(), query.per_page(), emit)
+    }
+
+    /// Rows of a company set carrying a tag: precomputed for large pairs,
+    /// intersected here otherwise. `None` when there are none.
+    fn company_tag_rows(&self, set: u32, tag: u32) -> Option<Cow<'_, RoaringBitmap>> {
+        if let Some(rows) = self.company_tag_rows.get(&(set, tag)) {
+            return Some(Cow::Borrowed(rows));
+        }
+        let (company, tagged) = (
+            &self.company_sets[set as usize],
+            &self.tag_rows[tag as usize],
+        );
+        if company.len() >= MIN_ROWS_FOR_TAG_PAIRS && tagged.len() >= MIN_ROWS_FOR_TAG_PAIRS {
+            return None;
+        }
+        let rows = company & tagged;
+        (!rows.is_empty()).then_some(Cow::Owned(rows))
     }
 
     fn tag_index(&self, tag: &str) -> Option<u32> {
@@ -103,7 +123,7 @@ impl HotIndex {
     fn tag_selection<'a>(
         &'a self,
         query: &ConversationQuery,
-        rows_of: impl Fn(u32) -> Option<&'a RoaringBitmap>,
+        rows_of: impl Fn(u32) -> Option<Cow<'a, RoaringBitmap>>,
     ) -> Selection<'a> {
         if query.tags().is_empty() {
             return Selection::Everything;
@@ -117,20 +137,22 @@ impl HotIndex {
 
     fn any_of<'a>(
         &self,
-        mut found: impl Iterator<Item = (u32, &'a RoaringBitmap)>,
+        mut found: impl Iterator<Item = (u32, Cow<'a, RoaringBitmap>)>,
     ) -> Selection<'a> {
         let mut disjoint = Disjoint::default();
-        while let Some((tag, bitmap)) = found.next() {
+        while let Some((tag, rows)) = found.next() {
             let overlaps = disjoint.tags[..disjoint.len]
                 .iter()
                 .any(|&other| self.share_rows(tag, other));
-            if overlaps || !disjoint.push(tag, bitmap) {
-                let rest = found.map(|(_, bitmap)| bitmap);
-                return combine(
-                    disjoint.iter().chain([bitmap]).chain(rest),
-                    |a, b| a | b,
-                    |acc, next| *acc |= next,
-                );
+            let merged = match rows {
+                Cow::Borrowed(bitmap) if !overlaps => disjoint.push(tag, bitmap),
+                _ => false,
+            };
+            if !merged {
+                let rest = found.map(|(_, rows)| rows);
+                return Selection::Owned(unite(
+                    disjoint.iter().map(Cow::Borrowed).chain([rows]).chain(rest),
+                ));
             }
         }
         match disjoint.len {
@@ -143,7 +165,7 @@ impl HotIndex {
     fn all_of<'a>(
         &self,
         tags: impl Iterator<Item = Option<u32>> + Clone,
-        rows_of: impl Fn(u32) -> Option<&'a RoaringBitmap>,
+        rows_of: impl Fn(u32) -> Option<Cow<'a, RoaringBitmap>>,
     ) -> Selection<'a> {
         if tags.clone().any(|tag| tag.is_none()) {
             return Selection::Nothing;
@@ -153,10 +175,20 @@ impl HotIndex {
         if earlier.any(|(i, a)| known.clone().take(i).any(|b| !self.share_rows(a, b))) {
             return Selection::Nothing;
         }
-        let bitmaps = known.map(&rows_of);
-        match bitmaps.clone().any(|bitmap| bitmap.is_none()) {
-            true => Selection::Nothing,
-            false => combine(bitmaps.flatten(), |a, b| a & b, |acc, next| *acc &= next),
+        let mut common: Option<Cow<'a, RoaringBitmap>> = None;
+        for tag in known {
+            let Some(rows) = rows_of(tag) else {
+                return Selection::Nothing;
+            };
+            common = Some(match common {
+                None => rows,
+                Some(previous) => Cow::Owned(previous.as_ref() & rows.as_ref()),
+            });
+        }
+        match common {
+            Some(Cow::Borrowed(bitmap)) => Selection::Borrowed(bitmap),
+            Some(Cow::Owned(bitmap)) => Selection::Owned(bitmap),
+            None => Selection::Nothing,
         }
     }
 
@@ -235,19 +267,14 @@ fn next_smallest(heads: &mut [Option<Peekable<Iter<'_>>>]) -> Option<u32> {
     heads[smallest.1].as_mut().and_then(Iterator::next)
 }
 
-/// Folds bitmaps into one selection, copying only when there are two or more.
-fn combine<'a>(
-    mut bitmaps: impl Iterator<Item = &'a RoaringBitmap>,
-    pair: impl Fn(&RoaringBitmap, &RoaringBitmap) -> RoaringBitmap,
-    merge: impl Fn(&mut RoaringBitmap, &RoaringBitmap),
-) -> Selection<'a> {
-    let Some(first) = bitmaps.next() else {
-        return Selection::Nothing;
-    };
-    let Some(second) = bitmaps.next() else {
-        return Selection::Borrowed(first);
-    };
-    let mut acc = pair(first, second);
-    bitmaps.for_each(|next| merge(&mut acc, next));
-    Selection::Owned(acc)
+/// The union of `bitmaps` as one new bitmap.
+fn unite<'a>(bitmaps: impl Iterator<Item = Cow<'a, RoaringBitmap>>) -> RoaringBitmap {
+    let mut union = RoaringBitmap::new();
+    for rows in bitmaps {
+        match (union.is_empty(), rows) {
+            (true, Cow::Owned(rows)) => union = rows,
+            (_, rows) => union |= rows.as_ref(),
+        }
+    }
+    union
 }
