@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod conversations;
 pub mod http1;
 pub mod mock;
 pub mod openapi;

@@ -1,0 +1,74 @@
+//! The flat layout: one Parquet file, or a folder of part files, with one row per
+//! conversation: `conversation_id` (or `id_conversation`), `company` (a name; null
+//! means none), `tags` (a list of strings or one comma-separated string; null means
+//! none) and, optionally, `question` and `answer`.
+//!
+//! Companies are identified by their exact name (the name is also their id).
+
+use std::path::{Path, PathBuf};
+
+use super::{table_files, too_large, Progress};
+use crate::conversations::columns::{ColumnBatch, ColumnKind, ColumnSpec, PartReader};
+use crate::conversations::error::LoadError;
+use crate::conversations::index::{ConversationIndex, IndexBuilder, NewConversation, SourceLayout};
+
+const ID: usize = 0;
+const COMPANY: usize = 1;
+const TAGS: usize = 2;
+const QUESTION: usize = 3;
+const ANSWER: usize = 4;
+const COLUMNS: [ColumnSpec; 5] = [
+    ColumnSpec::required(&["conversation_id", "id_conversation"], ColumnKind::Id),
+    ColumnSpec::required(&["company"], ColumnKind::Text),
+    ColumnSpec::required(&["tags"], ColumnKind::Tags),
+    ColumnSpec::optional(&["question"], ColumnKind::Text),
+    ColumnSpec::optional(&["answer"], ColumnKind::Text),
+];
+
+/// Loads a flat table from a file, or from the part files of a folder.
+pub(super) fn load(path: &Path, is_dir: bool) -> Result<ConversationIndex, LoadError> {
+    let files: Vec<PathBuf> = match is_dir {
+        true => table_files(path)?,
+        false => vec![path.to_path_buf()],
+    };
+    let mut builder = IndexBuilder::new();
+    let mut progress = Progress::new();
+    for file in &files {
+        let reader = PartReader::open(file, &COLUMNS)?;
+        tracing::info!(file = %file.display(), rows = reader.row_count(), "reading conversations");
+        reader.for_each_batch(|batch| {
+            read_batch(batch, &mut builder)?;
+            progress.after_batch(&builder);
+            Ok(())
+        })?;
+    }
+    Ok(builder.finish(SourceLayout::Flat, false))
+}
+
+fn read_batch(batch: &ColumnBatch<'_>, builder: &mut IndexBuilder) -> Result<(), LoadError> {
+    let ids = batch.id(ID)?.ok_or_else(|| batch.missing(ID))?;
+    let companies = batch.text(COMPANY)?.ok_or_else(|| batch.missing(COMPANY))?;
+    let tags = batch.tags(TAGS)?.ok_or_else(|| batch.missing(TAGS))?;
+    let questions = batch.text(QUESTION)?;
+    let answers = batch.text(ANSWER)?;
+    for row in 0..batch.num_rows() {
+        let id = ids
+            .get(row)
+            .ok_or_else(|| batch.bad_value(ID, row, "null conversation id".into()))?;
+        let conversation = NewConversation {
+            id,
+            company: companies.get(row).map(|name| builder.company_named(name)),
+            transcript: None,
+            question: questions.as_ref().and_then(|q| q.get(row)),
+            answer: answers.as_ref().and_then(|a| a.get(row)),
+        };
+        let number = builder
+            .push_conversation(conversation)
+            .map_err(|e| too_large(batch.path(), e))?;
+        tags.for_each(row, |tag| {
+            let tag = builder.tag(tag);
+            builder.tag_row(number, tag);
+        });
+    }
+    Ok(())
+}
