@@ -28,6 +28,21 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve only the built-in mock upstream (for load tests).
     MockUpstream(MockArgs),
+    /// Write a synthetic conversations dataset (normalized Parquet layout).
+    Datagen(DatagenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatagenArgs {
+    /// Output folder (must not exist, or be empty).
+    #[arg(long, env = "CONFAB_OUT")]
+    pub out: PathBuf,
+    /// How many conversations to write.
+    #[arg(long, env = "CONFAB_CONVERSATIONS", default_value_t = 1_000_000)]
+    pub conversations: u64,
+    /// Seed of the generator: the same seed writes the same dataset.
+    #[arg(long, env = "CONFAB_SEED", default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Args)]

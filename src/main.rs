@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use confab::cli::{Cli, Command, MockArgs, ServeArgs};
+use confab::cli::{Cli, Command, DatagenArgs, MockArgs, ServeArgs};
 use confab::server::shutdown::ShutdownSignal;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
         Some(Command::MockUpstream(args)) => mock_upstream(args),
+        Some(Command::Datagen(args)) => datagen(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,6 +62,21 @@ fn mock_upstream(args: MockArgs) -> Result<(), String> {
     watch_signals(Arc::clone(&signal))?;
     signal.wait_blocking();
     mock.shutdown().map_err(|error| error.to_string())
+}
+
+fn datagen(args: DatagenArgs) -> Result<(), String> {
+    let options = confab::conversations::datagen::DatagenOptions {
+        out: args.out,
+        conversations: args.conversations,
+        seed: args.seed,
+    };
+    let summary =
+        confab::conversations::datagen::generate(&options).map_err(|error| error.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).map_err(|error| error.to_string())?
+    );
+    Ok(())
 }
 
 /// Triggers `signal` on the first SIGINT or SIGTERM; exits the process on the second.

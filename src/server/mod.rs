@@ -22,6 +22,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::ApiContext;
 use crate::config::{Driver, ServeConfig};
+use crate::conversations::ConversationIndex;
 use crate::mock::{MockServer, MockSite};
 use crate::proxy::upstream::{UpstreamError, UpstreamTarget};
 use crate::serial::{SerialContext, SerialQueue};
@@ -51,6 +52,8 @@ pub enum StartError {
     NoIoUring,
     #[error("worker thread could not start: {0}")]
     Worker(std::io::Error),
+    #[error("conversation data: {0}")]
+    Data(String),
 }
 
 /// A started server. Dropping it without [`shutdown`](Self::shutdown) leaves the workers
@@ -127,9 +130,11 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         Arc::clone(&serial),
     )
     .map_err(StartError::Worker)?;
+    let conversations = load_conversations(&config)?;
     let api = ApiContext {
         stats: stats.handle(),
         admin_token: config.admin_token.clone(),
+        conversations: Arc::new(conversations),
     };
     let settings = SiteSettings::from_config(&config, target, api);
     let workers = Workers::spawn("confab-worker", &config, driver, move || {
@@ -159,6 +164,32 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         serial,
         mock,
     })
+}
+
+/// Loads the conversation index from `--data`, or from a small dataset generated (once) in the
+/// state folder when no data is configured.
+fn load_conversations(config: &ServeConfig) -> Result<ConversationIndex, StartError> {
+    let path = match &config.data {
+        Some(path) => path.clone(),
+        None => {
+            let dir = config.state_dir.join("datasets");
+            crate::conversations::datagen::default_dataset(&dir)
+                .map_err(|error| StartError::Data(error.to_string()))?
+        }
+    };
+    let index =
+        ConversationIndex::load(&path).map_err(|error| StartError::Data(error.to_string()))?;
+    let stats = index.stats();
+    tracing::info!(
+        path = %path.display(),
+        conversations = stats.rows,
+        companies = stats.companies,
+        tags = stats.tags,
+        heap_bytes = stats.heap_bytes,
+        build_ms = stats.build_time.as_millis() as u64,
+        "conversations loaded"
+    );
+    Ok(index)
 }
 
 /// What every worker's site is built from; plain data, sent to each worker thread.

@@ -72,7 +72,7 @@ impl ProxySite {
         };
         let (status, keep_alive) = match answer {
             Ok(answer) => {
-                let body = answer.body.as_bytes();
+                let body = &answer.body;
                 let keep = conn
                     .send_response(answer.status, answer.content_type, &[], body, body_read)
                     .await;

@@ -1,11 +1,15 @@
-//! confab's own endpoints: health, statistics, metrics, the dashboard.
+//! confab's own endpoints: health, conversations, statistics, metrics, the dashboard.
 //!
 //! Each request is copied out of the connection's buffer into an [`OwnRequest`] (these routes
 //! are not the proxy's hot path), answered by [`answer`], and counted under a fixed route name
 //! so that the statistics stay bounded.
 
+mod conversations;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::conversations::ConversationIndex;
 use crate::problem::{Problem, ProblemKind};
 use crate::routing::Route;
 use crate::stats::{parse_rfc3339, Query, StatsHandle};
@@ -13,10 +17,11 @@ use crate::stats::{parse_rfc3339, Query, StatsHandle};
 /// Longest wait for the statistics aggregator to answer.
 pub const STATS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The dashboard page, embedded in the binary.
-const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
+const DASHBOARD_HTML: &str = include_str!("../../assets/dashboard.html");
 /// Content type of the Prometheus text format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-const JSON: &str = "application/json";
+/// Content type of every JSON answer.
+pub const JSON: &str = "application/json";
 
 /// What the own endpoints need of a request, copied out of the read buffer.
 #[derive(Debug, Clone)]
@@ -34,14 +39,19 @@ pub struct OwnRequest {
 pub struct Answer {
     pub status: u16,
     pub content_type: &'static str,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl Answer {
     fn json(body: String) -> Answer {
+        Answer::bytes(JSON, body.into_bytes())
+    }
+
+    /// A 200 answer with this body.
+    pub fn bytes(content_type: &'static str, body: Vec<u8>) -> Answer {
         Answer {
             status: 200,
-            content_type: JSON,
+            content_type,
             body,
         }
     }
@@ -53,6 +63,8 @@ pub struct ApiContext {
     pub stats: StatsHandle,
     /// The bearer token of admin endpoints; `None` disables them.
     pub admin_token: Option<String>,
+    /// The conversation index the conversations endpoints answer from.
+    pub conversations: Arc<ConversationIndex>,
 }
 
 /// Answers an own-endpoint request. Returns the route name it is counted under.
@@ -73,21 +85,28 @@ pub async fn answer(
         (Route::Api, "/api/stats") if get => ("/api/stats", stats(context, request).await),
         (Route::Api, "/api/stats") => ("/api/stats", Err(Problem::method_not_allowed("GET, HEAD"))),
         (Route::Api, "/api/stats/reset") => ("/api/stats/reset", reset(context, request).await),
-        _ => (
-            crate::stats::OTHER_ROUTE,
-            Err(Problem::new(
-                ProblemKind::NotFound,
-                "no such confab endpoint",
-            )),
-        ),
+        (Route::Api, _) => {
+            conversations::answer(&context.conversations, request).unwrap_or_else(not_found)
+        }
+        _ => not_found(),
     }
+}
+
+fn not_found() -> (&'static str, Result<Answer, Problem>) {
+    (
+        crate::stats::OTHER_ROUTE,
+        Err(Problem::new(
+            ProblemKind::NotFound,
+            "no such confab endpoint",
+        )),
+    )
 }
 
 fn dashboard() -> Answer {
     Answer {
         status: 200,
         content_type: "text/html; charset=utf-8",
-        body: DASHBOARD_HTML.to_owned(),
+        body: DASHBOARD_HTML.as_bytes().to_vec(),
     }
 }
 
@@ -97,7 +116,7 @@ async fn metrics(context: &ApiContext) -> Result<Answer, Problem> {
     Ok(Answer {
         status: 200,
         content_type: PROMETHEUS_CONTENT_TYPE,
-        body: text,
+        body: text.into_bytes(),
     })
 }
 
