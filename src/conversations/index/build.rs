@@ -255,9 +255,9 @@ fn shrunk<O: crate::conversations::arena::ArenaOffset>(mut arena: TextArena<O>) 
 /// Bitmaps are deliberately not run-compressed (`optimize`): roaring's run
 /// containers count their values by walking every run, which makes the `len` and
 /// `select` of each query linear in runs; array and bitset containers keep counts.
-fn compacted(mut bitmaps: Vec<RoaringBitmap>) -> Vec<RoaringBitmap> {
-    bitmaps.shrink_to_fit();
-    bitmaps
+/// Cloning drops the spare capacity that pushes and intersections leave behind.
+fn compacted(bitmaps: Vec<RoaringBitmap>) -> Vec<RoaringBitmap> {
+    bitmaps.iter().map(RoaringBitmap::clone).collect()
 }
 
 /// The first run of letters and digits in `name` (Unicode-aware), as written.
@@ -326,7 +326,7 @@ fn company_tag_pairs(
         for &(tag, tag_rows) in &large_tags {
             let rows = set_rows & tag_rows;
             if !rows.is_empty() {
-                pairs.insert((set, tag), rows);
+                pairs.insert((set, tag), rows.clone());
             }
         }
     }
