@@ -165,6 +165,9 @@ fn bench_build(c: &mut Criterion, size: u64, path: &Path) {
 }
 
 fn benches(c: &mut Criterion) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     for size in sizes() {
         let path = dataset(size);
         let index = load(&path);

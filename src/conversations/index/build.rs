@@ -196,9 +196,21 @@ impl IndexBuilder {
 
     /// Freezes everything into an index.
     pub(crate) fn finish(self, layout: SourceLayout, links_inferred: bool) -> ConversationIndex {
-        let (company_sets, company_keys) = company_lookup(&self.companies, self.company_rows);
-        let company_tag_rows = company_tag_pairs(&company_sets, &self.tag_rows);
+        let started = std::time::Instant::now();
+        let (company_sets, company_keys, unions) =
+            company_lookup(&self.companies, self.company_rows);
+        let large_sets = large_sets_of_companies(&company_sets, &unions, self.companies.len());
+        let company_tag_rows = company_tag_pairs(&large_sets, &self.company_of_row, &self.tag_rows);
+        tracing::info!(
+            pairs = company_tag_rows.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "indexed company keys and (company, tag) pairs"
+        );
         let rows_by_id = rows_sorted_by_id(&self.ids);
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sorted conversation ids"
+        );
         let hot = HotIndex {
             id_format: id_format(
                 self.ids_all_integer && self.ids.len() > 0,
@@ -255,9 +267,9 @@ fn shrunk<O: crate::conversations::arena::ArenaOffset>(mut arena: TextArena<O>) 
 /// Bitmaps are deliberately not run-compressed (`optimize`): roaring's run
 /// containers count their values by walking every run, which makes the `len` and
 /// `select` of each query linear in runs; array and bitset containers keep counts.
-fn compacted(mut bitmaps: Vec<RoaringBitmap>) -> Vec<RoaringBitmap> {
-    bitmaps.shrink_to_fit();
-    bitmaps
+/// Cloning drops the spare capacity that pushes and intersections leave behind.
+fn compacted(bitmaps: Vec<RoaringBitmap>) -> Vec<RoaringBitmap> {
+    bitmaps.iter().map(RoaringBitmap::clone).collect()
 }
 
 /// The first run of letters and digits in `name` (Unicode-aware), as written.
@@ -279,8 +291,13 @@ fn company_key(id: &str, name: &str) -> String {
     }
 }
 
-/// Company bitmaps with the unions appended, and the lookup keys.
-type CompanyLookup = (Vec<RoaringBitmap>, HashMap<Box<str>, u32>);
+/// Company bitmaps with the unions appended, the lookup keys, and each union's
+/// (set, members).
+type CompanyLookup = (
+    Vec<RoaringBitmap>,
+    HashMap<Box<str>, u32>,
+    Vec<(u32, Vec<u32>)>,
+);
 
 /// Maps every accepted lookup key (id, full name, leading word; lower-cased) to a
 /// bitmap: the company's own, or a union when several companies share the key.
@@ -310,38 +327,65 @@ fn company_lookup(companies: &[Company], mut sets: Vec<RoaringBitmap>) -> Compan
         };
         keys.insert(key, set);
     }
-    (sets, keys)
+    let unions = union_of
+        .into_iter()
+        .map(|(members, set)| (set, members))
+        .collect();
+    (sets, keys, unions)
+}
+
+/// For each company, the company sets with at least [`MIN_ROWS_FOR_TAG_PAIRS`]
+/// rows that contain it (its own set, and unions it belongs to).
+fn large_sets_of_companies(
+    sets: &[RoaringBitmap],
+    unions: &[(u32, Vec<u32>)],
+    companies: usize,
+) -> Vec<Vec<u32>> {
+    let is_large = |set: u32| sets[set as usize].len() >= MIN_ROWS_FOR_TAG_PAIRS;
+    let mut large: Vec<Vec<u32>> = (0..companies as u32)
+        .map(|c| if is_large(c) { vec![c] } else { vec![] })
+        .collect();
+    for (set, members) in unions.iter().filter(|(set, _)| is_large(*set)) {
+        members
+            .iter()
+            .for_each(|&member| large[member as usize].push(*set));
+    }
+    large
 }
 
 /// Rows of each (company set, tag) pair where both have at least
-/// [`MIN_ROWS_FOR_TAG_PAIRS`] rows and share some; smaller pairs are intersected
-/// per query, which is cheap because one side is small.
+/// [`MIN_ROWS_FOR_TAG_PAIRS`] rows, built in one pass over the large tags' rows;
+/// smaller pairs are intersected per query, which is cheap as one side is small.
 fn company_tag_pairs(
-    sets: &[RoaringBitmap],
+    large_sets: &[Vec<u32>],
+    company_of_row: &[u32],
     tags: &[RoaringBitmap],
 ) -> HashMap<(u32, u32), RoaringBitmap> {
-    let large_tags = large_bitmaps(tags);
     let mut pairs = HashMap::new();
-    for (set, set_rows) in large_bitmaps(sets) {
-        for &(tag, tag_rows) in &large_tags {
-            let rows = set_rows & tag_rows;
-            if !rows.is_empty() {
-                pairs.insert((set, tag), rows);
-            }
-        }
-    }
-    pairs
-}
-
-/// The bitmaps with at least [`MIN_ROWS_FOR_TAG_PAIRS`] rows, with their indices.
-fn large_bitmaps(bitmaps: &[RoaringBitmap]) -> Vec<(u32, &RoaringBitmap)> {
-    let numbered = bitmaps
+    let set_count = large_sets
+        .iter()
+        .flatten()
+        .max()
+        .map_or(0, |&set| set as usize + 1);
+    let large_tags = tags
         .iter()
         .enumerate()
-        .map(|(index, rows)| (index as u32, rows));
-    numbered
-        .filter(|(_, rows)| rows.len() >= MIN_ROWS_FOR_TAG_PAIRS)
-        .collect()
+        .filter(|(_, rows)| rows.len() >= MIN_ROWS_FOR_TAG_PAIRS);
+    for (tag, tag_rows) in large_tags {
+        let mut by_set = vec![RoaringBitmap::new(); set_count];
+        for row in tag_rows {
+            let sets = large_sets.get(company_of_row[row as usize] as usize);
+            sets.into_iter()
+                .flatten()
+                .for_each(|&set| append(&mut by_set[set as usize], row));
+        }
+        let filled = by_set
+            .iter()
+            .enumerate()
+            .filter(|(_, rows)| !rows.is_empty());
+        pairs.extend(filled.map(|(set, rows)| ((set as u32, tag as u32), rows.clone())));
+    }
+    pairs
 }
 
 fn push_union(sets: &mut Vec<RoaringBitmap>, members: &[u32]) -> u32 {

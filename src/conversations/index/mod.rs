@@ -325,7 +325,7 @@ fn bitmaps_heap_bytes(bitmaps: &[RoaringBitmap]) -> usize {
         .iter()
         .map(|bitmap| {
             let stats = bitmap.statistics();
-            let payload = stats.n_bytes_array_containers
+            let payload = stats.n_bytes_array_containers / ROARING_ARRAY_BYTES_OVERCOUNT
                 + stats.n_bytes_run_containers
                 + stats.n_bytes_bitset_containers;
             payload + u64::from(stats.n_containers) * CONTAINER_OVERHEAD_BYTES
@@ -333,6 +333,9 @@ fn bitmaps_heap_bytes(bitmaps: &[RoaringBitmap]) -> usize {
         .sum();
     usize::try_from(containers).unwrap_or(usize::MAX) + std::mem::size_of_val(bitmaps)
 }
+
+/// roaring 0.12's statistics count 4 bytes per array-container slot; slots are `u16`.
+const ROARING_ARRAY_BYTES_OVERCOUNT: u64 = 2;
 
 /// Approximate per-container bookkeeping of a roaring bitmap (key, length, pointers).
 const CONTAINER_OVERHEAD_BYTES: u64 = 32;
