@@ -6,9 +6,10 @@
 //! attribute on a function of `operations`; those functions are never called. Problem examples
 //! are rendered by [`Problem`] itself, so they show exactly what confab sends.
 //!
-//! The conversations endpoints are described from their contract by [`ConversationPage`],
-//! [`ConversationDetail`], [`CompanySummary`] and [`TagSummary`]: whatever serves them must
-//! keep these shapes.
+//! The conversations endpoints serve the types of `crate::conversations`, which carry no schema
+//! derive of their own; [`ConversationPage`], [`ConversationDetail`], [`CompanySummary`] and
+//! [`TagSummary`] state their shapes, and the tests check that the real types serialize to
+//! documents these schemas accept.
 //!
 //! [`document`] builds the document; [`json`] renders it once per process for `/openapi.json`,
 //! and `assets/docs.html` (served at `/docs`) renders that in a browser.
@@ -134,23 +135,32 @@ fn problem(kind: ProblemKind, detail: &str) -> ProblemDocument {
 /// type by delegating to the real `StatsDocument`.
 pub struct StatsBody;
 
-// === The conversations contract ===
+// === The conversations endpoints ===
 
-/// One page of the conversations matching a query, oldest first.
+/// A conversation id as the dataset has it: a string, or an integer when every id column of
+/// the dataset is an integer column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConversationId {
+    Text(String),
+    Integer(i64),
+}
+
+/// One page of the conversations matching a query, in dataset order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "conversation_ids": ["c-000184", "c-000532"],
-    "total": 2,
+    "conversation_ids": ["ad370369", "b3475ffa", "93aaff80"],
+    "total": 8725,
     "page": 1,
-    "per_page": 50
+    "per_page": 3
 }))]
 pub struct ConversationPage {
-    /// The ids on this page, in dataset order.
-    pub conversation_ids: Vec<String>,
+    /// The ids on this page.
+    pub conversation_ids: Vec<ConversationId>,
     /// How many conversations match, over all pages.
     #[schema(minimum = 0)]
     pub total: u64,
-    /// The page returned (1-based).
+    /// The page returned (1-based); past the last page the list is empty.
     #[schema(minimum = 1)]
     pub page: u64,
     /// The page size used.
@@ -161,16 +171,20 @@ pub struct ConversationPage {
 /// Everything known about one conversation. A part the dataset does not have is `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "id": "c-000184",
-    "company": "Acme Corporation",
-    "tags": ["billing", "refund"],
-    "transcript_id": "t-0042",
-    "transcript_title": "Quarterly billing review",
-    "question": "Can the March invoice be refunded?",
-    "answer": "Yes: the refund was issued on 4 April."
+    "id": "ad370369",
+    "company_id": "920382d2",
+    "company": "Amazon.com, Inc.",
+    "tags": ["Competition"],
+    "transcript_id": "0ec79fd1",
+    "transcript_title": "Vice President of Business Development at Amazon.com",
+    "question": "How does Amazon.com think about unit economics, in terms of competition?",
+    "answer": "From what I saw, Amazon.com treats competition as central to unit economics."
 }))]
 pub struct ConversationDetail {
-    pub id: String,
+    pub id: ConversationId,
+    /// The id of the conversation's company.
+    #[schema(required = true)]
+    pub company_id: Option<String>,
     /// The name of the conversation's company.
     #[schema(required = true)]
     pub company: Option<String>,
@@ -188,56 +202,54 @@ pub struct ConversationDetail {
 /// One company, with the key the `company` parameter accepts and its conversation count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "id": "co-17", "name": "Acme Corporation", "key": "acme", "conversations": 1284
+    "id": "920382d2", "name": "Amazon.com, Inc.", "key": "amazon", "conversations": 8725
 }))]
 pub struct CompanySummary {
     pub id: String,
     pub name: String,
-    /// What the `company` parameter of `/api/conversations` takes for this company.
+    /// What the `company` parameter of `/api/conversations` takes for this company: the
+    /// leading word of the name, lower-cased.
     pub key: String,
     #[schema(minimum = 0)]
     pub conversations: u64,
 }
 
-/// One tag and how many conversations carry it.
+/// One tag (its first spelling in the data) and how many conversations carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"tag": "billing", "conversations": 3920}))]
+#[schema(example = json!({"tag": "Pricing", "conversations": 1567}))]
 pub struct TagSummary {
     pub tag: String,
     #[schema(minimum = 0)]
     pub conversations: u64,
 }
 
-/// How the tags of a conversations query combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TagMatch {
-    /// At least one of the tags.
-    #[default]
-    Any,
-    /// Every one of the tags.
-    All,
-}
-
-/// The query parameters of `GET /api/conversations`. Unknown parameters are ignored.
+/// The query parameters of `GET /api/conversations`. Unknown parameters are ignored; when a
+/// parameter is repeated, the last one counts.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConversationsQuery {
     /// Only conversations of this company, by its `key` (see `/api/companies`). Letter case
     /// is ignored; an empty value means no company filter.
-    #[param(nullable = false, example = "acme")]
+    #[param(nullable = false, example = "amazon")]
     pub company: Option<String>,
-    /// Only conversations with these tags: a comma-separated list. Letter case and blanks
-    /// around tags are ignored; an empty value means no tag filter.
-    #[param(nullable = false, example = "billing,refund")]
+    /// Only conversations with these tags: a comma-separated list of at most 64 distinct
+    /// tags. Letter case and blanks around tags are ignored; an empty value means no tag
+    /// filter.
+    #[param(nullable = false, example = "pricing,growth")]
     pub tags: Option<String>,
     /// Whether a conversation needs `any` of the tags or `all` of them. Letter case is
     /// ignored.
     #[serde(rename = "match")]
     #[param(schema_with = tag_match_schema)]
-    pub tag_match: Option<TagMatch>,
+    pub tag_match: Option<String>,
     /// The page to return, from 1.
-    #[param(nullable = false, minimum = 1, default = 1, example = 1)]
+    #[param(
+        nullable = false,
+        minimum = 1,
+        maximum = 18446744073709551615_u64,
+        default = 1,
+        example = 1
+    )]
     pub page: Option<u64>,
     /// Conversations per page.
     #[param(
@@ -250,12 +262,16 @@ pub struct ConversationsQuery {
     pub per_page: Option<u32>,
 }
 
-/// The schema of the `match` parameter: [`TagMatch`] with its default.
+/// The schema of the `match` parameter (`crate::conversations::TagMatch`), with its default.
 fn tag_match_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .enum_values(Some(["any", "all"]))
         .default(Some(serde_json::json!("any")))
+        .description(Some(
+            "Whether a conversation needs `any` of the tags or `all` of them. Letter case is \
+             ignored.",
+        ))
         .build()
 }
 
@@ -263,12 +279,11 @@ fn tag_match_schema() -> utoipa::openapi::Object {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// Start of the window, an RFC 3339 date-time in UTC (`Z`); defaults to the start of the
-    /// stored history. Earlier times are clamped to it.
+    /// Start of the window, an RFC 3339 date-time; defaults to the start of the stored
+    /// history. Earlier times are clamped to it.
     #[param(nullable = false, format = DateTime, example = "2026-12-03T16:00:00Z")]
     pub from: Option<String>,
-    /// End of the window, an RFC 3339 date-time in UTC (`Z`), not before `from`; defaults to
-    /// now.
+    /// End of the window, an RFC 3339 date-time not before `from`; defaults to now.
     #[param(nullable = false, format = DateTime, example = "2026-12-03T17:00:00Z")]
     pub to: Option<String>,
 }
@@ -320,13 +335,7 @@ mod operations {
                 body = ProblemDocument, content_type = "application/problem+json",
                 example = json!(problem(
                     ProblemKind::BadRequest,
-                    "invalid parameter `per_page`: expected an integer from 1 to 1000, got `5000`"
-                ))),
-            (status = 503, description = "The conversation data is not available",
-                body = ProblemDocument, content_type = "application/problem+json",
-                example = json!(problem(
-                    ProblemKind::Unavailable,
-                    "the conversation data is not loaded yet"
+                    "parameter per_page: must be between 1 and 1000, got 5000"
                 ))),
         )
     )]
@@ -339,17 +348,14 @@ mod operations {
         get,
         path = "/api/conversations/{id}",
         tag = "conversations",
-        params(("id" = String, Path, description = "The conversation id", example = "c-000184")),
+        params(("id" = String, Path, description = "The conversation id", example = "ad370369")),
         responses(
             (status = 200, description = "The conversation", body = ConversationDetail),
             (status = 404, description = "No conversation has this id",
                 body = ProblemDocument, content_type = "application/problem+json",
-                example = json!(problem(ProblemKind::NotFound, "no conversation has id `c-999999`"))),
-            (status = 503, description = "The conversation data is not available",
-                body = ProblemDocument, content_type = "application/problem+json",
                 example = json!(problem(
-                    ProblemKind::Unavailable,
-                    "the conversation data is not loaded yet"
+                    ProblemKind::NotFound,
+                    "no conversation has the id \"ffffffff\""
                 ))),
         )
     )]
@@ -365,12 +371,6 @@ mod operations {
         tag = "conversations",
         responses(
             (status = 200, description = "Every company", body = [CompanySummary]),
-            (status = 503, description = "The conversation data is not available",
-                body = ProblemDocument, content_type = "application/problem+json",
-                example = json!(problem(
-                    ProblemKind::Unavailable,
-                    "the conversation data is not loaded yet"
-                ))),
         )
     )]
     fn list_companies() {}
@@ -384,12 +384,6 @@ mod operations {
         tag = "conversations",
         responses(
             (status = 200, description = "Every tag", body = [TagSummary]),
-            (status = 503, description = "The conversation data is not available",
-                body = ProblemDocument, content_type = "application/problem+json",
-                example = json!(problem(
-                    ProblemKind::Unavailable,
-                    "the conversation data is not loaded yet"
-                ))),
         )
     )]
     fn list_tags() {}
@@ -406,8 +400,8 @@ mod operations {
         params(StatsQuery),
         responses(
             (status = 200, description = "The statistics of the window", body = StatsBody),
-            (status = 400, description = "`from` or `to` is not an RFC 3339 time in UTC, or \
-                the window starts after it ends",
+            (status = 400, description = "`from` or `to` is not an RFC 3339 date-time after \
+                1970, or the window starts after it ends",
                 body = ProblemDocument, content_type = "application/problem+json",
                 example = json!(problem(
                     ProblemKind::BadRequest,
@@ -550,6 +544,7 @@ mod operations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conversations::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
 
     fn operation<'a>(
         document: &'a serde_json::Value,
@@ -614,14 +609,79 @@ mod tests {
         };
         assert_eq!(schema("page")["default"], 1);
         assert_eq!(schema("page")["minimum"], 1);
-        assert_eq!(schema("per_page")["default"], 50);
-        assert_eq!(schema("per_page")["maximum"], 1000);
+        assert_eq!(schema("page")["maximum"], u64::MAX);
+        assert_eq!(schema("per_page")["default"], DEFAULT_PER_PAGE);
+        assert_eq!(schema("per_page")["maximum"], MAX_PER_PAGE);
+        let page = &document["components"]["schemas"]["ConversationPage"];
+        assert_eq!(page["properties"]["per_page"]["maximum"], MAX_PER_PAGE);
         assert_eq!(schema("match")["enum"], serde_json::json!(["any", "all"]));
         assert_eq!(schema("match")["default"], "any");
         assert_eq!(schema("tags")["type"], "string");
         for parameter in parameters {
             assert_eq!(parameter["in"], "query");
             assert_ne!(parameter["required"], true, "{}", parameter["name"]);
+        }
+    }
+
+    /// The types the conversations endpoints serialize fit the schemas that describe them.
+    #[test]
+    fn conversations_types_fit_their_schemas() {
+        use crate::conversations as real;
+        let document = serde_json::to_value(document()).expect("serializable");
+        let detail = |id: real::ConversationId, known: bool| real::ConversationDetail {
+            id,
+            company_id: known.then(|| "co-1".to_owned()),
+            company: known.then(|| "Acme Corporation".to_owned()),
+            tags: vec!["billing".to_owned()],
+            transcript_id: known.then(|| "t-1".to_owned()),
+            transcript_title: known.then(|| "Review".to_owned()),
+            question: known.then(|| "Why?".to_owned()),
+            answer: None,
+        };
+        let page = real::QueryPage {
+            conversation_ids: vec![
+                real::ConversationId::Text("c-1".to_owned()),
+                real::ConversationId::Integer(7),
+            ],
+            total: 2,
+            page: 1,
+            per_page: MAX_PER_PAGE,
+        };
+        let company = real::CompanySummary {
+            id: "co-1".to_owned(),
+            name: "Acme Corporation".to_owned(),
+            key: "acme".to_owned(),
+            conversations: 3,
+        };
+        let tag = real::TagSummary {
+            tag: "billing".to_owned(),
+            conversations: 3,
+        };
+        let cases = [
+            ("ConversationPage", serde_json::to_value(page)),
+            (
+                "ConversationDetail",
+                serde_json::to_value(detail(real::ConversationId::Text("c-1".into()), true)),
+            ),
+            (
+                "ConversationDetail",
+                serde_json::to_value(detail(real::ConversationId::Integer(7), false)),
+            ),
+            ("CompanySummary", serde_json::to_value(company)),
+            ("TagSummary", serde_json::to_value(tag)),
+        ];
+        for (name, value) in cases {
+            let value = value.expect("serializable");
+            let schema = serde_json::json!({
+                "$ref": format!("#/components/schemas/{name}"),
+                "components": document["components"],
+            });
+            let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{name} {value}: {errors:?}");
         }
     }
 
@@ -651,6 +711,6 @@ mod tests {
                 }
             }
         }
-        assert!(seen >= 10, "only {seen} problem examples");
+        assert!(seen >= 9, "only {seen} problem examples");
     }
 }

@@ -71,7 +71,7 @@ fn sample_answers_are_exact_json_with_string_ids() {
         "company=microsoft&tags=competition,orientation&per_page=2&page=2",
     );
     let keys: Vec<&String> = answer.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["conversation_ids", "page", "per_page", "total"]);
+    assert_eq!(keys, ["conversation_ids", "total", "page", "per_page"]);
     assert_eq!(
         (
             answer["total"].clone(),

@@ -18,6 +18,8 @@ use crate::stats::{parse_rfc3339, Query, StatsHandle};
 pub const STATS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The dashboard page, embedded in the binary.
 const DASHBOARD_HTML: &str = include_str!("../../assets/dashboard.html");
+/// The interactive API documentation page, embedded in the binary; it renders `/openapi.json`.
+const DOCS_HTML: &str = include_str!("../../assets/docs.html");
 /// Content type of the Prometheus text format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of every JSON answer.
@@ -82,6 +84,25 @@ pub async fn answer(
         (Route::Dashboard, "/dashboard") => {
             ("/dashboard", Err(Problem::method_not_allowed("GET, HEAD")))
         }
+        (Route::OpenApi, _) if get => (
+            "/openapi.json",
+            Ok(Answer::bytes(
+                JSON,
+                crate::openapi::json().as_bytes().to_vec(),
+            )),
+        ),
+        (Route::OpenApi, _) => (
+            "/openapi.json",
+            Err(Problem::method_not_allowed("GET, HEAD")),
+        ),
+        (Route::Docs, "/docs") if get => (
+            "/docs",
+            Ok(Answer::bytes(
+                "text/html; charset=utf-8",
+                DOCS_HTML.as_bytes().to_vec(),
+            )),
+        ),
+        (Route::Docs, "/docs") => ("/docs", Err(Problem::method_not_allowed("GET, HEAD"))),
         (Route::Api, "/api/stats") if get => ("/api/stats", stats(context, request).await),
         (Route::Api, "/api/stats") => ("/api/stats", Err(Problem::method_not_allowed("GET, HEAD"))),
         (Route::Api, "/api/stats/reset") => ("/api/stats/reset", reset(context, request).await),
@@ -180,7 +201,9 @@ pub fn authorize(context: &ApiContext, request: &OwnRequest) -> Result<(), Probl
     let sent = request
         .authorization
         .as_deref()
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match sent {
         None => Err(Problem::new(
             ProblemKind::Unauthorized,

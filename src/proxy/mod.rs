@@ -526,6 +526,7 @@ async fn relay_exact(
         {
             return false;
         }
+        conn.bytes_written += chunk as u64;
         remaining -= chunk as u64;
     }
     true

@@ -219,8 +219,11 @@ impl ClientConn {
     /// Sends a problem document. Returns whether the connection stays open.
     pub async fn send_problem(&mut self, problem: &Problem, keep_alive: bool) -> bool {
         let body = problem.to_json();
-        let allow = problem.allow.map(|methods| [("allow", methods)]);
-        let extra: &[(&str, &str)] = allow.as_ref().map_or(&[], |header| header);
+        let allow = problem.allow.map(|methods| ("allow", methods));
+        let challenge = (problem.kind == ProblemKind::Unauthorized)
+            .then_some(("www-authenticate", "Bearer realm=\"confab\""));
+        let extra: Vec<(&str, &str)> = allow.into_iter().chain(challenge).collect();
+        let extra = extra.as_slice();
         self.send_response(
             problem.status(),
             PROBLEM_CONTENT_TYPE,

@@ -40,13 +40,16 @@ impl ProxySite {
 
     async fn forward(&self, conn: &mut ClientConn, method: u8) -> (u16, bool) {
         let route = RouteKey::of_path(conn.head.path.of(conn.buf.data()));
+        // Bytes of this request: what was buffered at the start plus what was read during the
+        // exchange, less what is left for the next request.
+        let buffered_before = conn.buf.len() as u64;
         let (read_before, written_before) = (conn.bytes_read, conn.bytes_written);
         let outcome = proxy::forward(conn, &self.pool, &self.proxy).await;
         let sample = Sample {
             method,
             status: outcome.status,
             micros: conn.head_started.elapsed().as_micros() as u64,
-            bytes_in: conn.bytes_read - read_before + conn.head.head_len as u64,
+            bytes_in: buffered_before + (conn.bytes_read - read_before) - conn.buf.len() as u64,
             bytes_out: conn.bytes_written - written_before,
         };
         let upstream_error = outcome.upstream_failure.and_then(upstream_error_index);

@@ -115,12 +115,14 @@ impl Aggregator {
         let minute = minute_of(delta.second);
         let mut figures = Figures::default();
         for (scope, route, counters) in &delta.routes {
+            // Counted in the totals at once, so the bound holds within this delta too.
             let route = self.bounded_route(*scope, route);
+            self.totals.add(*scope, &route, counters);
             figures.add(*scope, &route, counters);
         }
         figures.add_errors(&delta.upstream_errors);
+        self.totals.add_errors(&delta.upstream_errors);
         self.apply_prometheus(&figures);
-        self.totals.merge(&figures);
         self.minutes.entry(minute).or_default().merge(&figures);
         self.dirty_minutes.insert(minute);
         match self.closed_seconds.get_mut(&delta.second) {
@@ -190,7 +192,9 @@ impl Aggregator {
         }
         let retain_from = minute_of(self.retain_from());
         self.summaries = self.summaries.split_off(&retain_from);
-        self.minutes.retain(|minute, _| *minute >= current);
+        // The previous minute stays too: a worker's last delta for it may still be on its way,
+        // and its next flush must write the whole minute, not just that delta.
+        self.minutes.retain(|minute, _| *minute + 60 >= current);
         if self.config.state_dir.is_none() || (minutes.is_empty() && !wait) {
             self.dirty_minutes.clear();
             return;
@@ -203,13 +207,14 @@ impl Aggregator {
         };
         let health = Arc::clone(&self.health);
         let task = move |context: &mut crate::serial::SerialContext| {
-            let outcome = match context.stats_store.as_mut() {
-                Some(store) => store
-                    .write(&batch)
-                    .map(|()| unix_now())
-                    .map_err(|error| error.to_string()),
-                None => Err("the statistics store is not open".to_owned()),
+            // Without a store, the health keeps the error that kept it from opening.
+            let Some(store) = context.stats_store.as_mut() else {
+                return;
             };
+            let outcome = store
+                .write(&batch)
+                .map(|()| unix_now())
+                .map_err(|error| error.to_string());
             if let Err(error) = &outcome {
                 tracing::warn!(%error, "statistics flush failed");
             }
@@ -270,9 +275,12 @@ impl Aggregator {
         let now = unix_now();
         let from = from.unwrap_or(self.since).max(self.since);
         let to = to.unwrap_or(now);
-        let figures = match (from <= self.since, to >= now) {
-            (true, true) => self.totals.clone(),
-            _ => self.window_figures(from, to),
+        let figures = if from > to {
+            Figures::default()
+        } else if from <= self.since && to >= now {
+            self.totals.clone()
+        } else {
+            self.window_figures(from, to)
         };
         let document = StatsDocument {
             now: rfc3339(now),
@@ -319,6 +327,9 @@ impl Aggregator {
     }
 
     fn per_second(&self, from: u64, to: u64) -> Vec<Point> {
+        if from > to {
+            return Vec::new();
+        }
         let closed = self
             .closed_seconds
             .range(from..=to)
@@ -331,6 +342,9 @@ impl Aggregator {
     }
 
     fn per_minute(&self, from: u64, to: u64) -> Vec<Point> {
+        if minute_of(from) > to {
+            return Vec::new();
+        }
         let mut points: BTreeMap<u64, MinuteSummary> = self
             .summaries
             .range(minute_of(from)..=to)

@@ -254,12 +254,11 @@ pub fn rfc3339(unix_seconds: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_seconds)).to_string()
 }
 
-/// Parses an RFC 3339 time into Unix seconds.
+/// Parses an RFC 3339 time (any offset) into Unix seconds.
 pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    let time = humantime::parse_rfc3339_weak(text).ok()?;
-    time.duration_since(UNIX_EPOCH)
-        .ok()
-        .map(|since| since.as_secs())
+    let time =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp()).ok()
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Harness shared by the integration tests: starts confab in-process on port 0 against a fake
 //! (or the built-in mock) upstream, and checks RFC 9457 problem responses. The raw client lives
-//! in `client`, the fake upstreams in `upstream`, the wire-level reader both use in `wire`.
+//! in `client`, the fake upstreams in `upstream`, the wire-level reader both use in `wire`, and
+//! the helpers of the usage-statistics tests in `stats`.
 
 // Each test binary uses a different part of the harness and of its re-exports.
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod stats;
 pub mod upstream;
 pub mod wire;
 
@@ -23,11 +25,27 @@ pub fn drivers() -> [(&'static str, Driver); 2] {
     [("io_uring", Driver::IoUring), ("epoll", Driver::Epoll)]
 }
 
-/// The test configuration with `upstream` (None: the built-in mock upstream).
+/// The test configuration with `upstream` (None: the built-in mock upstream). It serves the
+/// default generated dataset, made once per test binary (see [`shared_dataset`]).
 pub fn config(upstream: Option<String>) -> ServeConfig {
     let mut config = ServeConfig::for_tests();
     config.upstream = upstream;
+    config.data = Some(shared_dataset());
     config
+}
+
+/// The default dataset, generated once per test binary into a folder that lives as long as
+/// the binary, so that tests do not each spend a second generating it.
+pub fn shared_dataset() -> std::path::PathBuf {
+    static DATASET: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    let (_, path) = DATASET.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("create a dataset folder");
+        let path = confab::conversations::datagen::default_dataset(dir.path())
+            .expect("generate the default dataset");
+        (dir, path)
+    });
+    path.clone()
 }
 
 /// A confab server running in this process; shut down gracefully when dropped.
@@ -35,8 +53,8 @@ pub struct Proxy {
     server: Option<RunningServer>,
     addr: SocketAddr,
     upstream_url: String,
-    // Keeps the server's state directory alive as long as the server.
-    _state_dir: tempfile::TempDir,
+    // Keeps the server's temporary state directory (if it made one) alive as long as the server.
+    temp_state_dir: Option<tempfile::TempDir>,
 }
 
 impl Proxy {
@@ -44,12 +62,19 @@ impl Proxy {
     pub fn start(mut config: ServeConfig) -> Self {
         let state_dir = tempfile::tempdir().expect("create a state directory");
         config.state_dir = state_dir.path().to_path_buf();
+        let mut proxy = Proxy::start_keeping_state_dir(config);
+        proxy.temp_state_dir = Some(state_dir);
+        proxy
+    }
+
+    /// Starts confab with `config` exactly as given, state directory included.
+    pub fn start_keeping_state_dir(config: ServeConfig) -> Self {
         let server = server::start(config).expect("confab should start");
         Proxy {
             addr: server.local_addr(),
             upstream_url: server.upstream_url().to_string(),
             server: Some(server),
-            _state_dir: state_dir,
+            temp_state_dir: None,
         }
     }
 

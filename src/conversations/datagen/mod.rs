@@ -269,7 +269,7 @@ impl Generator {
                 .between(fewest, most)
                 .min(total - self.conversations);
             self.write_conversation_transcript(company, count)?;
-            if self.transcripts % MONOLOGUE_EVERY == 0 {
+            if self.transcripts.is_multiple_of(MONOLOGUE_EVERY) {
                 self.push_transcript(company, false);
             }
             if self.conversations >= next_report {
