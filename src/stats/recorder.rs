@@ -4,6 +4,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
+use ahash::RandomState;
+
 use super::{
     unix_now, Delta, Message, RouteCounters, Scope, StatsHandle, UpstreamErrors, API_ROUTES,
     MAX_PROXY_ROUTES, MAX_ROUTE_KEY_BYTES, OTHER_ROUTE,
@@ -12,11 +14,11 @@ use super::{
 /// One worker's recorder. Lives on the worker's thread.
 pub struct WorkerRecorder {
     handle: StatsHandle,
-    proxy: RefCell<HashMap<Box<[u8]>, RouteCounters>>,
-    api: RefCell<HashMap<&'static str, RouteCounters>>,
+    proxy: RefCell<HashMap<Box<[u8]>, RouteCounters, RandomState>>,
+    api: RefCell<HashMap<&'static str, RouteCounters, RandomState>>,
     upstream_errors: Cell<UpstreamErrors>,
     /// Proxied route keys this worker has admitted, at most [`MAX_PROXY_ROUTES`].
-    admitted: RefCell<HashSet<Box<[u8]>>>,
+    admitted: RefCell<HashSet<Box<[u8]>, RandomState>>,
 }
 
 impl WorkerRecorder {
@@ -33,13 +35,12 @@ impl WorkerRecorder {
     /// Records a proxied request under its route key (see [`RouteKey`]). `upstream_error` is
     /// an index into [`super::UPSTREAM_ERROR_KINDS`].
     pub fn record_proxy(&self, route: &[u8], sample: Sample, upstream_error: Option<usize>) {
-        let key = self.admit(route);
         let mut proxy = self.proxy.borrow_mut();
-        let counters = match proxy.get_mut(key) {
-            Some(counters) => counters,
-            None => proxy.entry(key.into()).or_default(),
-        };
-        sample.apply(counters);
+        // The common case, a route already counted this second, costs one hash lookup.
+        match proxy.get_mut(route) {
+            Some(counters) => sample.apply(counters),
+            None => sample.apply(proxy.entry(self.admit(route).into()).or_default()),
+        }
         if let Some(kind) = upstream_error {
             let mut errors = self.upstream_errors.get();
             errors[kind] += 1;
