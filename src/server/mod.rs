@@ -177,18 +177,9 @@ fn load_conversations(config: &ServeConfig) -> Result<ConversationIndex, StartEr
                 .map_err(|error| StartError::Data(error.to_string()))?
         }
     };
+    // The loader logs what it built (rows, companies, tags, memory, time).
     let index =
         ConversationIndex::load(&path).map_err(|error| StartError::Data(error.to_string()))?;
-    let stats = index.stats();
-    tracing::info!(
-        path = %path.display(),
-        conversations = stats.rows,
-        companies = stats.companies,
-        tags = stats.tags,
-        heap_bytes = stats.heap_bytes,
-        build_ms = stats.build_time.as_millis() as u64,
-        "conversations loaded"
-    );
     Ok(index)
 }
 
