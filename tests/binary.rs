@@ -5,7 +5,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
+use support::process::{listen_addr, log_lines};
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -143,30 +144,6 @@ impl Drop for Served {
 /// Whether the child behind `exit` has not been reaped yet (so its pid is still its own).
 fn still_running(exit: &Receiver<std::io::Result<ExitStatus>>) -> bool {
     matches!(exit.try_recv(), Err(mpsc::TryRecvError::Empty))
-}
-
-/// Forwards each stderr line; keeps draining after the receiver is gone so the child never
-/// blocks on a full pipe.
-fn log_lines(stderr: impl Read + Send + 'static) -> Receiver<String> {
-    let (line_tx, line_rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = line_tx.send(line);
-        }
-    });
-    line_rx
-}
-
-/// `IP:PORT` after `listen=` in a log line, if there is one.
-fn listen_addr(line: &str) -> Option<SocketAddr> {
-    let start = line.find("listen=")? + "listen=".len();
-    let value: String = line[start..]
-        .trim_start_matches('"')
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-        .collect();
-    value.parse().ok()
 }
 
 /// `text` without ANSI escape sequences, in case the log is coloured anyway.

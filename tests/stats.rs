@@ -10,12 +10,13 @@
 
 mod support;
 
+use support::process::{listen_addr, log_lines};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -1112,30 +1113,6 @@ impl Drop for Served {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Forwards each stderr line; keeps draining after the receiver is gone so the child never
-/// blocks on a full pipe.
-fn log_lines(stderr: impl Read + Send + 'static) -> Receiver<String> {
-    let (line_tx, line_rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = line_tx.send(line);
-        }
-    });
-    line_rx
-}
-
-/// `IP:PORT` after `listen=` in a log line, if there is one.
-fn listen_addr(line: &str) -> Option<SocketAddr> {
-    let start = line.find("listen=")? + "listen=".len();
-    let value: String = line[start..]
-        .trim_start_matches('"')
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-        .collect();
-    value.parse().ok()
 }
 
 /// Proxied requests and health checks the persistence tests send before stopping confab.

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod process;
 pub mod stats;
 pub mod upstream;
 pub mod wire;
