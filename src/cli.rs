@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the proxy and confab's own endpoints (what `confab` alone does).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve only the built-in mock upstream (for load tests).
     MockUpstream(MockArgs),
     /// Write a synthetic conversations dataset (normalized Parquet layout).
@@ -74,13 +74,19 @@ pub struct ServeArgs {
     /// Conversation dataset (a Parquet file or folder) [default: a generated dataset].
     #[arg(long, env = "CONFAB_DATA")]
     pub data: Option<PathBuf>,
+    /// Folder that `ingest` job paths are relative to; nothing outside it can be ingested [default: the folder holding the served dataset].
+    #[arg(long, env = "CONFAB_DATA_ROOT")]
+    pub data_root: Option<PathBuf>,
+    /// Threads one analysis job (tag-stats, keyword-stats, transcript-summary) is split over [default: the cores available].
+    #[arg(long, env = "CONFAB_JOB_THREADS", default_value_t = config::default_threads(), hide_default_value = true)]
+    pub job_threads: usize,
     /// Log one line per request (target confab::access, level info).
     #[arg(long, env = "CONFAB_ACCESS_LOG")]
     pub access_log: bool,
     /// IO driver of the worker runtimes.
     #[arg(long, env = "CONFAB_DRIVER", value_enum, default_value_t = Driver::Auto)]
     pub driver: Driver,
-    /// Bearer token for admin endpoints (POST /api/stats/reset) [default: none, admin endpoints answer 403].
+    /// Bearer token for admin endpoints (POST /api/stats/reset, POST and DELETE /api/jobs) [default: none, admin endpoints answer 403].
     #[arg(long, env = "CONFAB_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// How often usage statistics are written to the store (at most this much is lost on a crash).
@@ -107,6 +113,8 @@ impl ServeArgs {
             access_log: self.access_log,
             state_dir: self.state_dir,
             data: self.data,
+            data_root: self.data_root,
+            job_threads: self.job_threads,
             driver: self.driver,
             admin_token: self.admin_token.filter(|token| !token.is_empty()),
             stats_flush_interval: self.stats_flush_interval,

@@ -50,6 +50,11 @@ pub struct ServeConfig {
     pub access_log: bool,
     pub state_dir: PathBuf,
     pub data: Option<PathBuf>,
+    /// The folder `ingest` job paths are relative to; `None` means the folder holding the
+    /// served base dataset.
+    pub data_root: Option<PathBuf>,
+    /// Threads one analysis job runs on.
+    pub job_threads: usize,
     pub driver: Driver,
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<String>,
@@ -76,6 +81,8 @@ impl ServeConfig {
             access_log: false,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             data: None,
+            data_root: None,
+            job_threads: 2,
             driver: Driver::Auto,
             admin_token: None,
             stats_flush_interval: crate::stats::DEFAULT_FLUSH_INTERVAL,

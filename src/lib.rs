@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod conversations;
 pub mod http1;
+pub mod jobs;
 pub mod mock;
 pub mod openapi;
 pub mod problem;

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 
 use crate::config::{Driver, ServeConfig};
-use crate::server::connection::{ClientConn, Site};
+use crate::server::connection::{ClientConn, OwnBody, Site};
 use crate::server::{StartError, Workers};
 
 /// The content type of every mock answer.
@@ -99,7 +99,7 @@ impl Site for MockSite {
             None => (404, error_body(404, "not_found", "Category not found")),
         };
         conn.buf.consume(conn.head.head_len);
-        let body_read = conn.discard_body().await;
+        let body_read = matches!(conn.read_own_body().await, OwnBody::Complete(_));
         conn.send_response(status, JSON, &[], body.as_bytes(), body_read)
             .await
     }

@@ -31,11 +31,13 @@ pub enum ProblemKind {
     UpstreamConnectTimeout,
     UpstreamTimeout,
     ShuttingDown,
+    Conflict,
+    PayloadTooLarge,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order (for API descriptions that list the codes).
-    pub const ALL: [ProblemKind; 16] = [
+    pub const ALL: [ProblemKind; 18] = [
         ProblemKind::BadRequest,
         ProblemKind::AmbiguousPath,
         ProblemKind::NotFound,
@@ -52,6 +54,8 @@ impl ProblemKind {
         ProblemKind::UpstreamConnectTimeout,
         ProblemKind::UpstreamTimeout,
         ProblemKind::ShuttingDown,
+        ProblemKind::Conflict,
+        ProblemKind::PayloadTooLarge,
     ];
 
     /// The full problem `type` URI of this kind.
@@ -78,6 +82,8 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "upstream-connect-timeout",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::ShuttingDown => "shutting-down",
+            ProblemKind::Conflict => "conflict",
+            ProblemKind::PayloadTooLarge => "payload-too-large",
         }
     }
 
@@ -97,6 +103,8 @@ impl ProblemKind {
             | ProblemKind::UpstreamMalformed => 502,
             ProblemKind::ShuttingDown | ProblemKind::Unavailable => 503,
             ProblemKind::UpstreamConnectTimeout | ProblemKind::UpstreamTimeout => 504,
+            ProblemKind::Conflict => 409,
+            ProblemKind::PayloadTooLarge => 413,
         }
     }
 
@@ -119,6 +127,8 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "Upstream connect timeout",
             ProblemKind::UpstreamTimeout => "Upstream response timeout",
             ProblemKind::ShuttingDown => "Shutting down",
+            ProblemKind::Conflict => "Conflict with the resource's state",
+            ProblemKind::PayloadTooLarge => "Request body too large",
         }
     }
 }
@@ -130,6 +140,8 @@ pub struct Problem {
     pub detail: String,
     /// Methods to list in `Allow`, for [`ProblemKind::MethodNotAllowed`].
     pub allow: Option<&'static str>,
+    /// Seconds to send in `Retry-After`, for answers that ask the client to come back.
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -138,7 +150,14 @@ impl Problem {
             kind,
             detail: detail.into(),
             allow: None,
+            retry_after: None,
         }
+    }
+
+    /// The same problem, asking the client to retry after `seconds`.
+    pub fn with_retry_after(mut self, seconds: u32) -> Problem {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// A 405 listing the methods the resource accepts.
@@ -147,6 +166,7 @@ impl Problem {
             kind: ProblemKind::MethodNotAllowed,
             detail: format!("this resource accepts {allow}"),
             allow: Some(allow),
+            retry_after: None,
         }
     }
 
@@ -270,6 +290,8 @@ mod tests {
             ProblemKind::UpstreamConnectTimeout => 13,
             ProblemKind::UpstreamTimeout => 14,
             ProblemKind::ShuttingDown => 15,
+            ProblemKind::Conflict => 16,
+            ProblemKind::PayloadTooLarge => 17,
         };
         for (index, kind) in ProblemKind::ALL.into_iter().enumerate() {
             assert_eq!(position(kind), index, "{kind:?}");

@@ -1,6 +1,7 @@
 //! The serial queue: one dedicated thread that runs, in submission order and one at a time,
-//! every task that must not run concurrently with another (today: writes to the statistics
-//! store). It is fed by a bounded channel; a full queue refuses new tasks instead of growing.
+//! every task that must not run concurrently with another: dataset ingests and reloads (build
+//! a new index, then publish it), statistics flushes to the store, and job journal writes. It
+//! is fed by a bounded channel; a full queue refuses new tasks instead of growing.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -8,6 +9,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::jobs::journal::Journal;
 use crate::stats::store::Store;
 
 /// Tasks that may wait in the queue; more are refused with [`SubmitError::Full`].
@@ -20,6 +22,8 @@ pub struct SerialContext {
     pub stats_store: Option<Store>,
     /// Where state files live.
     pub state_dir: Option<PathBuf>,
+    /// The job journal's writing connection, once installed.
+    pub jobs_journal: Option<Journal>,
 }
 
 /// A unit of serial work.
@@ -54,7 +58,7 @@ impl SerialQueue {
             .spawn(move || {
                 for job in receiver {
                     match job {
-                        Job::Run(task) => task(&mut context),
+                        Job::Run(task) => run_guarded(task, &mut context),
                         Job::Stop => return,
                     }
                 }
@@ -78,6 +82,17 @@ impl SerialQueue {
             })
     }
 
+    /// Queues `task`, waiting for a place in the queue if it is full (for threads that may
+    /// block; never a worker's).
+    pub fn submit_wait(
+        &self,
+        task: impl FnOnce(&mut SerialContext) + Send + 'static,
+    ) -> Result<(), SubmitError> {
+        self.sender
+            .send(Job::Run(Box::new(task)))
+            .map_err(|_| SubmitError::Stopped)
+    }
+
     /// Queues `task` and waits for it to finish (or for a place in the queue).
     pub fn run_blocking<T: Send + 'static>(
         &self,
@@ -98,6 +113,14 @@ impl SerialQueue {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+    }
+}
+
+/// Runs one task; a panic ends the task, not the queue (the tasks after it still run).
+fn run_guarded(task: Task, context: &mut SerialContext) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(context)));
+    if outcome.is_err() {
+        tracing::error!("a serial task panicked; the queue goes on with the next task");
     }
 }
 

@@ -35,7 +35,7 @@ use support::{assert_problem, config, get, refused_url, request, After, Client, 
 const SLOW_DELAY: Duration = Duration::from_millis(150);
 
 /// The names confab's own endpoints are counted under.
-const API_ROUTES: [&str; 12] = [
+const API_ROUTES: [&str; 14] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -47,6 +47,8 @@ const API_ROUTES: [&str; 12] = [
     "/api/tags",
     "/api/stats",
     "/api/stats/reset",
+    "/api/jobs",
+    "/api/jobs/{id}",
     "other",
 ];
 

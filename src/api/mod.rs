@@ -5,13 +5,15 @@
 //! so that the statistics stay bounded.
 
 mod conversations;
+mod jobs;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::conversations::ConversationIndex;
+use crate::jobs::Jobs;
 use crate::problem::{Problem, ProblemKind};
 use crate::routing::Route;
+use crate::server::connection::OwnBody;
 use crate::stats::{parse_rfc3339, Query, StatsHandle};
 
 /// Longest wait for the statistics aggregator to answer.
@@ -34,6 +36,8 @@ pub struct OwnRequest {
     pub path: String,
     pub query: Option<String>,
     pub authorization: Option<String>,
+    /// The request body, read up to the own endpoints' limit.
+    pub body: OwnBody,
 }
 
 /// A successful answer.
@@ -65,8 +69,8 @@ pub struct ApiContext {
     pub stats: StatsHandle,
     /// The bearer token of admin endpoints; `None` disables them.
     pub admin_token: Option<String>,
-    /// The conversation index the conversations endpoints answer from.
-    pub conversations: Arc<ConversationIndex>,
+    /// The job service, with the served datasets the conversations endpoints answer from.
+    pub jobs: Arc<Jobs>,
 }
 
 /// Answers an own-endpoint request. Returns the route name it is counted under.
@@ -106,8 +110,12 @@ pub async fn answer(
         (Route::Api, "/api/stats") if get => ("/api/stats", stats(context, request).await),
         (Route::Api, "/api/stats") => ("/api/stats", Err(Problem::method_not_allowed("GET, HEAD"))),
         (Route::Api, "/api/stats/reset") => ("/api/stats/reset", reset(context, request).await),
+        (Route::Api, path) if path == "/api/jobs" || path.starts_with("/api/jobs/") => {
+            jobs::answer(context, request).await
+        }
         (Route::Api, _) => {
-            conversations::answer(&context.conversations, request).unwrap_or_else(not_found)
+            let index = context.jobs.catalog().snapshot();
+            conversations::answer(&index, request).unwrap_or_else(not_found)
         }
         _ => not_found(),
     }

@@ -53,6 +53,12 @@ pub enum LoadError {
     /// The dataset exceeds what the index can address.
     #[error("{path}: {detail}")]
     TooLarge { path: PathBuf, detail: String },
+    /// The dataset is served already.
+    #[error("{path} is already served; submit a reload to re-read it")]
+    AlreadyServed { path: PathBuf },
+    /// The caller asked the load to stop before it finished.
+    #[error("the load was stopped before it finished")]
+    Stopped,
 }
 
 /// A query parameter with a bad value. Unknown parameters never cause one.

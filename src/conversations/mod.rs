@@ -34,6 +34,7 @@ mod load;
 mod query;
 
 pub use error::{LoadError, QueryError};
+pub use index::analysis::{CompanyFilter, KeywordStats, RowAnalysis, TagStats, TranscriptSummary};
 pub use index::{
     CompanySummary, ConversationDetail, ConversationId, ConversationIndex, IndexStats, QueryPage,
     SourceLayout, TagSummary,

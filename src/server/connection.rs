@@ -222,7 +222,15 @@ impl ClientConn {
         let allow = problem.allow.map(|methods| ("allow", methods));
         let challenge = (problem.kind == ProblemKind::Unauthorized)
             .then_some(("www-authenticate", "Bearer realm=\"confab\""));
-        let extra: Vec<(&str, &str)> = allow.into_iter().chain(challenge).collect();
+        let mut seconds = itoa::Buffer::new();
+        let retry_after = problem
+            .retry_after
+            .map(|after| ("retry-after", seconds.format(after)));
+        let extra: Vec<(&str, &str)> = allow
+            .into_iter()
+            .chain(challenge)
+            .chain(retry_after)
+            .collect();
         let extra = extra.as_slice();
         self.send_response(
             problem.status(),
@@ -234,25 +242,32 @@ impl ClientConn {
         .await
     }
 
-    /// Reads and discards the request body of an exchange confab answers itself. Returns
-    /// whether the body was read to its end (so the connection can stay open). The head must
-    /// already be consumed from the buffer.
-    pub async fn discard_body(&mut self) -> bool {
-        match self.head.framing {
-            BodyFraming::None => true,
+    /// Reads the request body of an exchange confab answers itself, up to
+    /// [`OWN_ENDPOINT_MAX_BODY_BYTES`]. The head must already be consumed from the buffer.
+    /// Unless the body is [`OwnBody::Complete`], the connection must close after the answer.
+    pub async fn read_own_body(&mut self) -> OwnBody {
+        let mut body = Vec::new();
+        let read = match self.head.framing {
+            BodyFraming::None => Ok(()),
             BodyFraming::Length(length) if length <= OWN_ENDPOINT_MAX_BODY_BYTES => {
-                self.discard_exact(length).await.is_ok()
+                self.read_exact_into(length, &mut body).await
             }
-            BodyFraming::Chunked => self.discard_chunked().await.is_ok(),
-            BodyFraming::Length(_) => false,
+            BodyFraming::Length(_) => return OwnBody::TooLarge,
+            BodyFraming::Chunked => self.read_chunked_into(&mut body).await,
+        };
+        match read {
+            Ok(()) => OwnBody::Complete(body),
+            Err(error) if error.kind() == io::ErrorKind::FileTooLarge => OwnBody::TooLarge,
+            Err(_) => OwnBody::Broken,
         }
     }
 
-    async fn discard_exact(&mut self, mut remaining: u64) -> io::Result<()> {
+    async fn read_exact_into(&mut self, mut remaining: u64, body: &mut Vec<u8>) -> io::Result<()> {
         loop {
-            let available = remaining.min(self.buf.len() as u64);
-            self.buf.consume(available as usize);
-            remaining -= available;
+            let available = remaining.min(self.buf.len() as u64) as usize;
+            body.extend_from_slice(&self.buf.data()[..available]);
+            self.buf.consume(available);
+            remaining -= available as u64;
             if remaining == 0 {
                 return Ok(());
             }
@@ -260,24 +275,37 @@ impl ClientConn {
         }
     }
 
-    async fn discard_chunked(&mut self) -> io::Result<()> {
+    async fn read_chunked_into(&mut self, body: &mut Vec<u8>) -> io::Result<()> {
         let mut decoder = ChunkedDecoder::default();
-        let mut total = 0u64;
         loop {
             let (used, found) = decoder
                 .decode(self.buf.data())
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+            if let Decoded::Data(range) = &found {
+                body.extend_from_slice(&self.buf.data()[range.clone()]);
+            }
             self.buf.consume(used);
             match found {
                 Decoded::Done => return Ok(()),
-                Decoded::Data(range) => total += range.len() as u64,
+                Decoded::Data(_) => {}
                 Decoded::NeedMore => self.read_body_bytes().await?,
             }
-            if total > OWN_ENDPOINT_MAX_BODY_BYTES {
-                return Err(io::ErrorKind::InvalidData.into());
+            if body.len() as u64 > OWN_ENDPOINT_MAX_BODY_BYTES {
+                return Err(io::ErrorKind::FileTooLarge.into());
             }
         }
     }
+}
+
+/// The body of a request to one of confab's own endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnBody {
+    /// Read to its end.
+    Complete(Vec<u8>),
+    /// Longer than [`OWN_ENDPOINT_MAX_BODY_BYTES`]; not read to its end.
+    TooLarge,
+    /// Cut short or badly framed.
+    Broken,
 }
 
 /// Appends `HTTP/1.1 <status> <reason>\r\n`.

@@ -12,6 +12,7 @@ mod site;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -22,7 +23,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::ApiContext;
 use crate::config::{Driver, ServeConfig};
-use crate::conversations::ConversationIndex;
+use crate::jobs::catalog::Catalog;
+use crate::jobs::journal::Journal;
+use crate::jobs::Jobs;
 use crate::mock::{MockServer, MockSite};
 use crate::proxy::upstream::{UpstreamError, UpstreamTarget};
 use crate::serial::{SerialContext, SerialQueue};
@@ -64,6 +67,7 @@ pub struct RunningServer {
     driver: Driver,
     workers: Workers,
     stats: Stats,
+    jobs: Arc<Jobs>,
     serial: Arc<SerialQueue>,
     mock: Option<MockServer>,
 }
@@ -93,6 +97,7 @@ impl RunningServer {
     pub fn shutdown(self) -> std::io::Result<()> {
         self.workers.signal.trigger();
         let joined = self.workers.join();
+        self.jobs.shutdown();
         self.stats.shutdown();
         self.serial.shutdown();
         joined?;
@@ -130,11 +135,13 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         Arc::clone(&serial),
     )
     .map_err(StartError::Worker)?;
-    let conversations = load_conversations(&config)?;
+    let (catalog, journal) = open_catalog(&config)?;
+    let jobs = Jobs::start(journal, Arc::clone(&serial), catalog, config.job_threads)
+        .map_err(|error| StartError::Data(error.to_string()))?;
     let api = ApiContext {
         stats: stats.handle(),
         admin_token: config.admin_token.clone(),
-        conversations: Arc::new(conversations),
+        jobs: Arc::clone(&jobs),
     };
     let settings = SiteSettings::from_config(&config, target, api);
     let workers = Workers::spawn("confab-worker", &config, driver, move || {
@@ -161,26 +168,39 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         driver,
         workers,
         stats,
+        jobs,
         serial,
         mock,
     })
 }
 
-/// Loads the conversation index from `--data`, or from a small dataset generated (once) in the
-/// state folder when no data is configured.
-fn load_conversations(config: &ServeConfig) -> Result<ConversationIndex, StartError> {
-    let path = match &config.data {
+/// Opens the job journal and loads the served datasets: `--data` (or a small dataset generated
+/// once in the state folder when no data is configured) and every dataset ingested before.
+fn open_catalog(config: &ServeConfig) -> Result<(Arc<Catalog>, Journal), StartError> {
+    let data_error = |error: &dyn std::fmt::Display| StartError::Data(error.to_string());
+    let base = match &config.data {
         Some(path) => path.clone(),
         None => {
             let dir = config.state_dir.join("datasets");
             crate::conversations::datagen::default_dataset(&dir)
-                .map_err(|error| StartError::Data(error.to_string()))?
+                .map_err(|error| data_error(&error))?
         }
     };
+    let root = match &config.data_root {
+        Some(root) => root.clone(),
+        None => std::path::absolute(&base)
+            .ok()
+            .and_then(|base| base.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let root = root
+        .canonicalize()
+        .map_err(|error| StartError::Data(format!("data root {}: {error}", root.display())))?;
+    let journal = Journal::open(&config.state_dir).map_err(|error| data_error(&error))?;
+    let ingested = journal.datasets().map_err(|error| data_error(&error))?;
     // The loader logs what it built (rows, companies, tags, memory, time).
-    let index =
-        ConversationIndex::load(&path).map_err(|error| StartError::Data(error.to_string()))?;
-    Ok(index)
+    let catalog = Catalog::open(base, root, ingested).map_err(|error| data_error(&error))?;
+    Ok((Arc::new(catalog), journal))
 }
 
 /// What every worker's site is built from; plain data, sent to each worker thread.

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::connection::{ClientConn, Site};
+use super::connection::{ClientConn, OwnBody, Site};
 use super::SiteSettings;
 use crate::api::{self, ApiContext, OwnRequest};
 use crate::http1::Target;
@@ -68,10 +68,14 @@ impl ProxySite {
         let method = method_index(conn.head.method.of(conn.buf.data()));
         let written_before = conn.bytes_written;
         conn.buf.consume(conn.head.head_len);
-        let body_read = conn.discard_body().await;
-        let (route, answer) = match &request {
-            Ok(request) => api::answer(&self.api, request).await,
-            Err(problem) => (crate::stats::OTHER_ROUTE, Err(problem.clone())),
+        let body = conn.read_own_body().await;
+        let body_read = matches!(body, OwnBody::Complete(_));
+        let (route, answer) = match request {
+            Ok(mut request) => {
+                request.body = body;
+                api::answer(&self.api, &request).await
+            }
+            Err(problem) => (crate::stats::OTHER_ROUTE, Err(problem)),
         };
         let (status, keep_alive) = match answer {
             Ok(answer) => {
@@ -155,6 +159,7 @@ fn own_request(conn: &ClientConn, route: Route) -> OwnRequest {
         path: String::from_utf8_lossy(&routing::normalize(head.path.of(buf))).into_owned(),
         query,
         authorization,
+        body: OwnBody::Complete(Vec::new()),
     }
 }
 

@@ -41,7 +41,7 @@ pub const MAX_ROUTE_KEY_BYTES: usize = 64;
 /// The route that collects whatever the bounds above leave out.
 pub const OTHER_ROUTE: &str = "other";
 /// The route names confab's own endpoints are counted under (a fixed, bounded set).
-pub const API_ROUTES: [&str; 12] = [
+pub const API_ROUTES: [&str; 14] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -53,6 +53,8 @@ pub const API_ROUTES: [&str; 12] = [
     "/api/tags",
     "/api/stats",
     "/api/stats/reset",
+    "/api/jobs",
+    "/api/jobs/{id}",
     OTHER_ROUTE,
 ];
 /// Messages waiting for the aggregator; a worker whose send finds it full keeps its figures

@@ -82,6 +82,11 @@ impl IndexBuilder {
         self.ids.len()
     }
 
+    /// Transcripts added so far (by every dataset read into this builder).
+    pub(crate) fn transcript_count(&self) -> usize {
+        self.transcript_ids.len()
+    }
+
     /// Adds a company and returns its index.
     pub(crate) fn add_company(&mut self, id: &str, name: &str) -> u32 {
         let index = self.companies.len() as u32;

@@ -5,6 +5,7 @@
 //! Row numbers are dataset order (part files by name, rows in file order), so a
 //! bitmap's ascending order is the answer's order.
 
+pub mod analysis;
 mod build;
 mod json;
 mod search;
@@ -180,6 +181,17 @@ impl ConversationIndex {
     /// Loads a dataset in either layout (see the crate docs), logging progress.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         super::load::load(path)
+    }
+
+    /// Loads several datasets (each in either layout) into one index, rows numbered in the
+    /// order given. `before_each` is told the position of each dataset before it is read,
+    /// and `paths.len()` before the index is frozen; `false` stops with
+    /// [`LoadError::Stopped`] (so a cancelled load ends at the next dataset boundary).
+    pub fn load_many(
+        paths: &[std::path::PathBuf],
+        before_each: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Self, LoadError> {
+        super::load::load_many(paths, before_each)
     }
 
     /// Number of conversations.

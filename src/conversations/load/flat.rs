@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{table_files, too_large, Progress};
 use crate::conversations::columns::{ColumnBatch, ColumnKind, ColumnSpec, PartReader};
 use crate::conversations::error::LoadError;
-use crate::conversations::index::{ConversationIndex, IndexBuilder, NewConversation, SourceLayout};
+use crate::conversations::index::{IndexBuilder, NewConversation};
 
 const ID: usize = 0;
 const COMPANY: usize = 1;
@@ -25,24 +25,27 @@ const COLUMNS: [ColumnSpec; 5] = [
     ColumnSpec::optional(&["answer"], ColumnKind::Text),
 ];
 
-/// Loads a flat table from a file, or from the part files of a folder.
-pub(super) fn load(path: &Path, is_dir: bool) -> Result<ConversationIndex, LoadError> {
+/// Reads a flat table from a file, or from the part files of a folder, into `builder`.
+pub(super) fn load_into(
+    path: &Path,
+    is_dir: bool,
+    builder: &mut IndexBuilder,
+) -> Result<(), LoadError> {
     let files: Vec<PathBuf> = match is_dir {
         true => table_files(path)?,
         false => vec![path.to_path_buf()],
     };
-    let mut builder = IndexBuilder::new();
     let mut progress = Progress::new();
     for file in &files {
         let reader = PartReader::open(file, &COLUMNS)?;
         tracing::info!(file = %file.display(), rows = reader.row_count(), "reading conversations");
         reader.for_each_batch(|batch| {
-            read_batch(batch, &mut builder)?;
-            progress.after_batch(&builder);
+            read_batch(batch, builder)?;
+            progress.after_batch(builder);
             Ok(())
         })?;
     }
-    Ok(builder.finish(SourceLayout::Flat, false))
+    Ok(())
 }
 
 fn read_batch(batch: &ColumnBatch<'_>, builder: &mut IndexBuilder) -> Result<(), LoadError> {

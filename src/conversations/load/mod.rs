@@ -14,26 +14,52 @@ use std::time::Instant;
 
 use super::arena::ArenaFull;
 use super::error::LoadError;
-use super::index::{ConversationIndex, IndexBuilder};
+use super::index::{ConversationIndex, IndexBuilder, SourceLayout};
 
 /// Rows between two progress log lines while reading a large part file.
 pub(crate) const PROGRESS_INTERVAL_ROWS: usize = 1_000_000;
 
 /// Loads the dataset at `path` (either layout).
 pub(crate) fn load(path: &Path) -> Result<ConversationIndex, LoadError> {
+    load_many(std::slice::from_ref(&path.to_path_buf()), &mut |_| true)
+}
+
+/// Loads several datasets (each in either layout) into one index, in order: their rows are
+/// numbered one after the other, companies and tags with the same key are one filter.
+///
+/// `before_each` is called with the position of the dataset about to be read (and with
+/// `paths.len()` before the index is frozen); returning `false` stops the load with
+/// [`LoadError::Stopped`].
+pub(crate) fn load_many(
+    paths: &[PathBuf],
+    before_each: &mut dyn FnMut(usize) -> bool,
+) -> Result<ConversationIndex, LoadError> {
     let started = Instant::now();
-    let metadata = std::fs::metadata(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut index = match metadata.is_dir() && path.join("conversation").is_dir() {
-        true => normalized::load(path)?,
-        false => flat::load(path, metadata.is_dir())?,
-    };
+    let mut builder = IndexBuilder::new();
+    let mut provenance = None;
+    for (position, path) in paths.iter().enumerate() {
+        if !before_each(position) {
+            return Err(LoadError::Stopped);
+        }
+        let (layout, inferred) = load_into(path, &mut builder)?;
+        let (first_layout, any_inferred) = provenance.get_or_insert((layout, false));
+        *any_inferred |= inferred;
+        tracing::info!(
+            path = %path.display(),
+            layout = ?*first_layout,
+            conversations_so_far = builder.row_count(),
+            "dataset read"
+        );
+    }
+    if !before_each(paths.len()) {
+        return Err(LoadError::Stopped);
+    }
+    let (layout, links_inferred) = provenance.unwrap_or((SourceLayout::Flat, false));
+    let mut index = builder.finish(layout, links_inferred);
     index.set_build_time(started.elapsed());
     let stats = index.stats();
     tracing::info!(
-        path = %path.display(),
+        datasets = paths.len(),
         conversations = stats.rows,
         companies = stats.companies,
         tags = stats.tags,
@@ -42,6 +68,21 @@ pub(crate) fn load(path: &Path) -> Result<ConversationIndex, LoadError> {
         "conversation index built"
     );
     Ok(index)
+}
+
+/// Reads one dataset into `builder`; returns its layout and whether links were inferred.
+fn load_into(path: &Path, builder: &mut IndexBuilder) -> Result<(SourceLayout, bool), LoadError> {
+    let metadata = std::fs::metadata(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match metadata.is_dir() && path.join("conversation").is_dir() {
+        true => normalized::load_into(path, builder)
+            .map(|inferred| (SourceLayout::Normalized, inferred)),
+        false => {
+            flat::load_into(path, metadata.is_dir(), builder).map(|()| (SourceLayout::Flat, false))
+        }
+    }
 }
 
 /// The part files of a table folder, refusing an empty one.

@@ -20,7 +20,7 @@ use super::keys::{key_text, KeyMap};
 use super::{table_files, too_large, Progress};
 use crate::conversations::columns::{ColumnBatch, ColumnKind, ColumnSpec, IdValue, PartReader};
 use crate::conversations::error::LoadError;
-use crate::conversations::index::{ConversationIndex, IndexBuilder, NewConversation, SourceLayout};
+use crate::conversations::index::{IndexBuilder, NewConversation};
 
 const COMPANY_ID: usize = 0;
 const COMPANY_NAME: usize = 1;
@@ -51,11 +51,11 @@ const CONVERSATION_TRANSCRIPT: usize = 5;
 /// The `transcript_type` of transcripts that own conversation rows.
 const CONVERSATION_TRANSCRIPT_TYPE: &str = "conversation";
 
-/// Loads a normalized export rooted at `root`.
-pub(super) fn load(root: &Path) -> Result<ConversationIndex, LoadError> {
-    let mut builder = IndexBuilder::new();
-    let companies = read_companies(&root.join("company"), &mut builder)?;
-    let tags = read_tags(&root.join("tag"), &mut builder)?;
+/// Reads a normalized export rooted at `root` into `builder`; returns whether the links of
+/// conversations to transcripts and companies were inferred from row order.
+pub(super) fn load_into(root: &Path, builder: &mut IndexBuilder) -> Result<bool, LoadError> {
+    let companies = read_companies(&root.join("company"), builder)?;
+    let tags = read_tags(&root.join("tag"), builder)?;
     let transcript_files = table_files(&root.join("transcript"))?;
     let conversation_files = table_files(&root.join("conversation"))?;
     let explicit = has_column(&conversation_files[0], &["id_transcript"])?
@@ -63,11 +63,11 @@ pub(super) fn load(root: &Path) -> Result<ConversationIndex, LoadError> {
     if !explicit {
         tracing::warn!(path = %root.display(), "no id_transcript/id_company keys: inferring conversation links from row order");
     }
-    let transcripts = read_transcripts(&transcript_files, explicit, &companies, &mut builder)?;
+    let transcripts = read_transcripts(&transcript_files, explicit, &companies, builder)?;
     let mut linker = Linker::new(explicit, &transcripts, root.join("conversation"));
-    read_conversations(&conversation_files, &tags, &mut linker, &mut builder)?;
+    read_conversations(&conversation_files, &tags, &mut linker, builder)?;
     linker.check_all_runs_used()?;
-    Ok(builder.finish(SourceLayout::Normalized, !explicit))
+    Ok(!explicit)
 }
 
 fn has_column(file: &Path, names: &'static [&'static str]) -> Result<bool, LoadError> {
@@ -136,9 +136,13 @@ fn read_tags(dir: &Path, builder: &mut IndexBuilder) -> Result<KeyMap, LoadError
     Ok(tags)
 }
 
-/// Transcripts in row order with their resolved companies.
+/// Transcripts in row order with their resolved companies. Indices are the builder's, which
+/// count the transcripts of datasets read before this one too.
 struct Transcripts {
+    /// The builder's index of this dataset's first transcript.
+    first: u32,
     by_key: KeyMap,
+    /// Company of each of this dataset's transcripts, from `first` on.
     company: Vec<Option<u32>>,
     /// Transcripts of type `conversation`, in row order (for inferred links).
     of_conversation_type: Vec<u32>,
@@ -157,6 +161,12 @@ fn transcript_columns(explicit: bool) -> [ColumnSpec; 4] {
     ]
 }
 
+impl Transcripts {
+    fn company_of(&self, transcript: u32) -> Option<u32> {
+        self.company[(transcript - self.first) as usize]
+    }
+}
+
 fn read_transcripts(
     files: &[PathBuf],
     explicit: bool,
@@ -164,6 +174,7 @@ fn read_transcripts(
     builder: &mut IndexBuilder,
 ) -> Result<Transcripts, LoadError> {
     let mut transcripts = Transcripts {
+        first: builder.transcript_count() as u32,
         by_key: KeyMap::default(),
         company: Vec::new(),
         of_conversation_type: Vec::new(),
@@ -460,7 +471,7 @@ fn read_conversation_batch(
         let transcript = linker.transcript_of(batch, row, &link)?;
         let conversation = NewConversation {
             id,
-            company: transcript.and_then(|t| linker.transcripts.company[t as usize]),
+            company: transcript.and_then(|t| linker.transcripts.company_of(t)),
             transcript,
             question: questions.get(row),
             answer: answers.get(row),

@@ -1,0 +1,790 @@
+//! Jobs: analysis work run in parallel over every core, and dataset changes run one at a
+//! time on the serial queue, all journaled so that nothing acknowledged is lost.
+//!
+//! - A submission is journaled (on the serial queue's thread) before it is acknowledged.
+//! - Serial kinds (`ingest`, `reload`) run inside that same serial task, right after the
+//!   journal write, so they keep submission order with every other serial task.
+//! - Parallel kinds go to one runner thread; it runs one job at a time, each split over
+//!   `--job-threads` threads (see [`runner`]). Their status changes are journaled through
+//!   the serial queue too.
+//! - On start, finished jobs are loaded with their results, queued jobs are queued again in
+//!   id order, and a job that was running is marked failed as interrupted (not re-run: an
+//!   operator decides whether to submit it again).
+
+pub mod catalog;
+pub mod journal;
+pub mod runner;
+pub mod spec;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use futures_channel::oneshot;
+use serde_json::{json, Value};
+
+use crate::conversations::{CompanyFilter, KeywordStats, LoadError, TagStats, TranscriptSummary};
+use crate::serial::{SerialContext, SerialQueue, SubmitError};
+use crate::stats::{rfc3339, unix_now};
+use catalog::Catalog;
+use journal::{Journal, JournalError, StoredJob};
+use runner::{run_analysis, Interrupted};
+pub use spec::JobSpec;
+
+/// Parallel jobs that may wait for the runner; more are refused with 503.
+pub const MAX_QUEUED_PARALLEL_JOBS: usize = 64;
+/// Finished jobs kept (in memory and in the journal); the oldest are forgotten beyond it.
+pub const MAX_RETAINED_JOBS: usize = 1_000;
+/// Bytes of results of finished jobs kept; the oldest jobs are forgotten beyond it.
+pub const MAX_RETAINED_RESULT_BYTES: usize = 256 << 20;
+/// Largest result one job may produce; a larger one fails the job (narrow it with a filter).
+pub const MAX_RESULT_BYTES: usize = 32 << 20;
+/// Seconds a client is asked to wait (`Retry-After`) when the queues are full.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<JobStatus> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|status| status.name() == name)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+/// One job as clients see it (progress aside).
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: u64,
+    pub spec: JobSpec,
+    pub status: JobStatus,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    /// The result, as JSON text.
+    pub result: Option<Arc<str>>,
+    pub error: Option<String>,
+}
+
+/// What the thread running a job shares with the rest: cancellation and progress.
+#[derive(Debug, Default)]
+pub struct JobControl {
+    cancel: AtomicBool,
+    stopping: Arc<AtomicBool>,
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl JobControl {
+    fn new(stopping: &Arc<AtomicBool>) -> JobControl {
+        JobControl {
+            stopping: Arc::clone(stopping),
+            ..JobControl::default()
+        }
+    }
+
+    /// Whether the job should end now: cancelled, or confab is stopping.
+    pub fn should_stop(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    fn progress(&self) -> f64 {
+        let total = self.total.load(Ordering::Relaxed);
+        match total {
+            0 => 0.0,
+            total => (self.done.load(Ordering::Relaxed) as f64 / total as f64).min(1.0),
+        }
+    }
+}
+
+struct Entry {
+    record: JobRecord,
+    control: Arc<JobControl>,
+}
+
+/// A job with its progress, for rendering.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub record: JobRecord,
+    pub progress: f64,
+    pub cancel_requested: bool,
+}
+
+impl JobView {
+    /// The JSON clients see; `with_result` adds `result` (omitted from listings).
+    pub fn to_json(&self, with_result: bool) -> Value {
+        let record = &self.record;
+        let time = |at: Option<u64>| at.map(rfc3339);
+        let mut job = json!({
+            "id": record.id,
+            "kind": record.spec.kind(),
+            "params": record.spec.params(),
+            "status": record.status.name(),
+            "progress": self.progress,
+            "cancel_requested": self.cancel_requested,
+            "created_at": rfc3339(record.created_at),
+            "started_at": time(record.started_at),
+            "finished_at": time(record.finished_at),
+            "error": record.error,
+        });
+        if with_result {
+            job["result"] = record
+                .result
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(Value::Null);
+        }
+        job
+    }
+}
+
+/// Why a submission or cancellation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("the job queues are full; retry shortly")]
+    QueueFull,
+    #[error("confab is stopping")]
+    Stopping,
+    #[error("the job could not be journaled: {0}")]
+    Journal(String),
+    #[error("no job has the id {0}")]
+    NotFound(u64),
+    #[error("job {id} has already {status}")]
+    Finished { id: u64, status: &'static str },
+}
+
+/// Why the job service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsStartError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the job runner thread could not start: {0}")]
+    Thread(std::io::Error),
+    #[error("the serial queue stopped")]
+    SerialStopped,
+}
+
+/// What a cancellation did.
+#[derive(Debug, Clone)]
+pub enum Cancelled {
+    /// The job had not started; it never will.
+    Now(JobView),
+    /// The job is running; it stops at its next checkpoint.
+    Requested(JobView),
+}
+
+/// A page of the job list.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    pub total: usize,
+}
+
+/// The job service shared by every worker.
+pub struct Jobs {
+    registry: Mutex<BTreeMap<u64, Entry>>,
+    next_id: AtomicU64,
+    serial: Arc<SerialQueue>,
+    catalog: Arc<Catalog>,
+    parallel: Sender<u64>,
+    runner: Mutex<Option<JoinHandle<()>>>,
+    stopping: Arc<AtomicBool>,
+    threads: usize,
+}
+
+impl Jobs {
+    /// Restores the journal's jobs and starts the runner. The journal is then handed to the
+    /// serial queue through `install`, which must run before any job task.
+    pub fn start(
+        mut journal: Journal,
+        serial: Arc<SerialQueue>,
+        catalog: Arc<Catalog>,
+        threads: usize,
+    ) -> Result<Arc<Jobs>, JobsStartError> {
+        let (parallel, queue) = crossbeam_channel::bounded(MAX_QUEUED_PARALLEL_JOBS);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let jobs = Arc::new(Jobs {
+            registry: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(journal.last_id()? + 1),
+            serial,
+            catalog,
+            parallel,
+            runner: Mutex::new(None),
+            stopping,
+            threads: threads.max(1),
+        });
+        let requeue = jobs.restore(&mut journal)?;
+        jobs.serial
+            .submit_wait(move |context| context.jobs_journal = Some(journal))
+            .map_err(|_| JobsStartError::SerialStopped)?;
+        let runner = Arc::clone(&jobs);
+        let thread = std::thread::Builder::new()
+            .name("confab-jobs".into())
+            .spawn(move || runner.run_parallel_jobs(queue))
+            .map_err(JobsStartError::Thread)?;
+        *jobs.lock_runner() = Some(thread);
+        jobs.requeue(requeue);
+        Ok(jobs)
+    }
+
+    fn registry(&self) -> MutexGuard<'_, BTreeMap<u64, Entry>> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_runner(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.runner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Loads every journaled job; marks interrupted ones failed. Returns the queued ones.
+    fn restore(&self, journal: &mut Journal) -> Result<Vec<u64>, JournalError> {
+        let mut queued = Vec::new();
+        let mut registry = self.registry();
+        for stored in journal.jobs()? {
+            let Some(mut record) = self.record_of(stored) else {
+                continue;
+            };
+            if record.status == JobStatus::Running {
+                record.status = JobStatus::Failed;
+                record.finished_at = Some(unix_now());
+                record.error = Some("interrupted: confab stopped while the job ran".into());
+                journal.update(&record)?;
+            }
+            if record.status == JobStatus::Queued {
+                queued.push(record.id);
+            }
+            let control = Arc::new(JobControl::new(&self.stopping));
+            if record.status == JobStatus::Succeeded {
+                control.set_total(1);
+                control.done.store(1, Ordering::Relaxed);
+            }
+            registry.insert(record.id, Entry { record, control });
+        }
+        if !queued.is_empty() {
+            tracing::info!(
+                jobs = queued.len(),
+                "queueing jobs that were waiting when confab stopped"
+            );
+        }
+        Ok(queued)
+    }
+
+    /// A journaled job as a record; one whose parameters no longer parse (an ingest whose
+    /// folder is gone) is kept, failed, with the reason.
+    fn record_of(&self, stored: StoredJob) -> Option<JobRecord> {
+        let params: Value = serde_json::from_str(&stored.params).unwrap_or(Value::Null);
+        let parsed = JobSpec::parse(&stored.kind, &params, self.catalog.data_root());
+        let (spec, status, error) = match parsed {
+            Ok(spec) => (spec, stored.status, stored.error),
+            Err(_) if stored.status.is_finished() => (
+                JobSpec::unparsed(&stored.kind, &params)?,
+                stored.status,
+                stored.error,
+            ),
+            Err(reason) => (
+                JobSpec::unparsed(&stored.kind, &params)?,
+                JobStatus::Failed,
+                Some(format!("cannot run after a restart: {reason}")),
+            ),
+        };
+        Some(JobRecord {
+            id: stored.id,
+            spec,
+            status,
+            created_at: stored.created_at,
+            started_at: stored.started_at,
+            finished_at: stored.finished_at.or(status.is_finished().then(unix_now)),
+            result: stored.result.map(Arc::from),
+            error,
+        })
+    }
+
+    /// Queues restored jobs again, in id order (blocking until each queue has room).
+    fn requeue(self: &Arc<Self>, ids: Vec<u64>) {
+        for id in ids {
+            let serial = self
+                .registry()
+                .get(&id)
+                .map(|entry| entry.record.spec.is_serial());
+            match serial {
+                Some(true) => {
+                    let jobs = Arc::clone(self);
+                    let _ = self
+                        .serial
+                        .submit_wait(move |context| jobs.run_serial(context, id));
+                }
+                Some(false) => {
+                    let _ = self.parallel.send(id);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Queues a new job. The answer arrives once the job is journaled (after whatever serial
+    /// task runs before it).
+    pub fn submit(
+        self: &Arc<Self>,
+        spec: JobSpec,
+    ) -> Result<oneshot::Receiver<Result<JobView, JobError>>, JobError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(JobError::Stopping);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let jobs = Arc::clone(self);
+        let task = move |context: &mut SerialContext| jobs.admit(context, id, spec, reply);
+        self.serial.submit(task).map_err(|error| match error {
+            SubmitError::Full => JobError::QueueFull,
+            SubmitError::Stopped => JobError::Stopping,
+        })?;
+        Ok(answer)
+    }
+
+    /// On the serial thread: registers and journals a new job, answers the submitter, and
+    /// runs a serial job right away.
+    fn admit(
+        &self,
+        context: &mut SerialContext,
+        id: u64,
+        spec: JobSpec,
+        reply: oneshot::Sender<Result<JobView, JobError>>,
+    ) {
+        let serial = spec.is_serial();
+        let record = JobRecord {
+            id,
+            spec,
+            status: JobStatus::Queued,
+            created_at: unix_now(),
+            started_at: None,
+            finished_at: None,
+            result: None,
+            error: None,
+        };
+        let control = Arc::new(JobControl::new(&self.stopping));
+        let view = JobView {
+            record: record.clone(),
+            progress: 0.0,
+            cancel_requested: false,
+        };
+        self.registry().insert(
+            id,
+            Entry {
+                record: record.clone(),
+                control: Arc::clone(&control),
+            },
+        );
+        if !serial {
+            if let Err(error) = self.parallel.try_send(id) {
+                self.registry().remove(&id);
+                let refusal = match error {
+                    TrySendError::Full(_) => JobError::QueueFull,
+                    TrySendError::Disconnected(_) => JobError::Stopping,
+                };
+                let _ = reply.send(Err(refusal));
+                return;
+            }
+        }
+        if let Err(error) = journal(context).insert(&record) {
+            control.cancel.store(true, Ordering::Relaxed);
+            self.registry().remove(&id);
+            tracing::error!(%error, "a job could not be journaled");
+            let _ = reply.send(Err(JobError::Journal(error.to_string())));
+            return;
+        }
+        let _ = reply.send(Ok(view));
+        if serial {
+            self.run_serial(context, id);
+        }
+    }
+
+    /// On the serial thread: runs an ingest or reload job.
+    fn run_serial(&self, context: &mut SerialContext, id: u64) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return; // Stays queued in the journal; it runs after the restart.
+        }
+        let Some((spec, control)) = self.begin(id) else {
+            self.journal_final(context, id);
+            return;
+        };
+        journal_or_log(
+            context,
+            |journal, record| journal.update(record),
+            &self.view(id),
+        );
+        let build = || self.change_datasets(&spec, &control);
+        let Ok(outcome) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) else {
+            let message = "the job failed unexpectedly (see the log)".to_owned();
+            self.finish(id, JobStatus::Failed, None, Some(message));
+            self.journal_final(context, id);
+            return;
+        };
+        match outcome {
+            Ok((index, datasets, summary)) => {
+                self.finish(id, JobStatus::Succeeded, Some(summary), None);
+                let record = self.view(id).map(|view| view.record);
+                let journaled = match (&spec, record) {
+                    (JobSpec::Ingest { resolved, .. }, Some(record)) => {
+                        journal(context).add_dataset(&record, resolved)
+                    }
+                    (_, Some(record)) => journal(context).update(&record),
+                    (_, None) => Ok(()),
+                };
+                match journaled {
+                    Ok(()) => self.catalog.publish(index, datasets),
+                    Err(error) => {
+                        let message = format!("the new datasets could not be journaled: {error}");
+                        self.finish(id, JobStatus::Failed, None, Some(message));
+                        self.journal_final(context, id);
+                    }
+                }
+            }
+            Err(error) => {
+                let status = self.stopped_status(&control, &error);
+                self.finish(id, status.0, None, Some(status.1));
+                self.journal_final(context, id);
+            }
+        }
+        self.prune(context);
+    }
+
+    /// Builds the index an ingest or reload asks for, with progress and cancellation.
+    #[allow(clippy::type_complexity)]
+    fn change_datasets(
+        &self,
+        spec: &JobSpec,
+        control: &JobControl,
+    ) -> Result<
+        (
+            crate::conversations::ConversationIndex,
+            Vec<std::path::PathBuf>,
+            Value,
+        ),
+        LoadError,
+    > {
+        let extra = match spec {
+            JobSpec::Ingest { resolved, path } => {
+                if self.catalog.serves(resolved) {
+                    return Err(LoadError::AlreadyServed { path: path.into() });
+                }
+                Some(resolved.as_path())
+            }
+            _ => None,
+        };
+        let (index, datasets) = self.catalog.build(extra, &mut |done, total| {
+            control.set_total(total as u64 + 1);
+            control.done.store(done as u64, Ordering::Relaxed);
+            !control.should_stop()
+        })?;
+        let summary = json!({
+            "datasets": datasets.iter().map(|path| path.display().to_string()).collect::<Vec<_>>(),
+            "conversations": index.len(),
+            "companies": index.stats().companies,
+            "tags": index.stats().tags,
+        });
+        Ok((index, datasets, summary))
+    }
+
+    /// The status and message of a job whose work ended early.
+    fn stopped_status(&self, control: &JobControl, error: &LoadError) -> (JobStatus, String) {
+        match error {
+            LoadError::Stopped if control.cancel.load(Ordering::Relaxed) => {
+                (JobStatus::Cancelled, "cancelled while running".into())
+            }
+            LoadError::Stopped => (
+                JobStatus::Failed,
+                "interrupted: confab stopped while the job ran".into(),
+            ),
+            error => (JobStatus::Failed, error.to_string()),
+        }
+    }
+
+    /// Marks a job running, unless it was cancelled while queued. Returns what to run.
+    fn begin(&self, id: u64) -> Option<(JobSpec, Arc<JobControl>)> {
+        let mut registry = self.registry();
+        let entry = registry.get_mut(&id)?;
+        if entry.record.status != JobStatus::Queued {
+            return None;
+        }
+        if entry.control.cancel.load(Ordering::Relaxed) {
+            entry.record.status = JobStatus::Cancelled;
+            entry.record.finished_at.get_or_insert_with(unix_now);
+            return None;
+        }
+        entry.record.status = JobStatus::Running;
+        entry.record.started_at = Some(unix_now());
+        Some((entry.record.spec.clone(), Arc::clone(&entry.control)))
+    }
+
+    fn finish(&self, id: u64, status: JobStatus, result: Option<Value>, error: Option<String>) {
+        let result = result.map(|value| value.to_string());
+        let (status, result, error) = match result {
+            Some(text) if text.len() > MAX_RESULT_BYTES => (
+                JobStatus::Failed,
+                None,
+                Some(format!(
+                    "the result ({} bytes) exceeds the {MAX_RESULT_BYTES}-byte limit; narrow the job with params.company",
+                    text.len()
+                )),
+            ),
+            result => (status, result, error),
+        };
+        if let Some(entry) = self.registry().get_mut(&id) {
+            entry.record.status = status;
+            entry.record.finished_at = Some(unix_now());
+            entry.record.result = result.map(Arc::from);
+            entry.record.error = error;
+            if status == JobStatus::Succeeded {
+                entry.control.set_total(1);
+                entry.control.done.store(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// On the serial thread: journals a job's current (final) state.
+    fn journal_final(&self, context: &mut SerialContext, id: u64) {
+        if let Some(view) = self.view(id) {
+            journal_or_log(
+                context,
+                |journal, record| journal.update(record),
+                &Some(view),
+            );
+        }
+    }
+
+    /// From the runner thread: journals a job's current state through the serial queue.
+    fn journal_later(self: &Arc<Self>, id: u64) {
+        let jobs = Arc::clone(self);
+        let queued = self.serial.submit_wait(move |context| {
+            jobs.journal_final(context, id);
+            jobs.prune(context);
+        });
+        if queued.is_err() {
+            tracing::warn!(
+                id,
+                "the serial queue stopped before a job's state was journaled"
+            );
+        }
+    }
+
+    /// Forgets the oldest finished jobs beyond the retention limits.
+    fn prune(&self, context: &mut SerialContext) {
+        let removed = {
+            let mut registry = self.registry();
+            let finished: Vec<(u64, usize)> = registry
+                .values()
+                .filter(|entry| entry.record.status.is_finished())
+                .map(|entry| {
+                    (
+                        entry.record.id,
+                        entry.record.result.as_deref().map_or(0, str::len),
+                    )
+                })
+                .collect();
+            let mut count = finished.len();
+            let mut bytes: usize = finished.iter().map(|(_, bytes)| bytes).sum();
+            let mut removed = Vec::new();
+            for (id, size) in finished {
+                if count <= MAX_RETAINED_JOBS && bytes <= MAX_RETAINED_RESULT_BYTES {
+                    break;
+                }
+                registry.remove(&id);
+                removed.push(id);
+                count -= 1;
+                bytes -= size;
+            }
+            removed
+        };
+        if !removed.is_empty() {
+            if let Err(error) = journal(context).remove(&removed) {
+                tracing::warn!(%error, "old jobs could not be removed from the journal");
+            }
+        }
+    }
+
+    /// The runner thread: one parallel job at a time, in submission order.
+    fn run_parallel_jobs(self: Arc<Self>, queue: Receiver<u64>) {
+        for id in queue {
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some((spec, control)) = self.begin(id) else {
+                self.journal_later(id);
+                continue;
+            };
+            self.journal_later(id);
+            let index = self.catalog.current();
+            let company = |key: &Option<String>| CompanyFilter::resolve(&index, key.as_deref());
+            let outcome = match &spec {
+                JobSpec::TagStats { company: key } => {
+                    let analysis = TagStats {
+                        filter: company(key),
+                    };
+                    run_analysis(&index, &analysis, self.threads, &control)
+                }
+                JobSpec::KeywordStats {
+                    words,
+                    company: key,
+                } => {
+                    let analysis = KeywordStats {
+                        words: words.clone(),
+                        filter: company(key),
+                    };
+                    run_analysis(&index, &analysis, self.threads, &control)
+                }
+                JobSpec::TranscriptSummary { company: key } => {
+                    let analysis = TranscriptSummary {
+                        filter: company(key),
+                    };
+                    run_analysis(&index, &analysis, self.threads, &control)
+                }
+                JobSpec::Ingest { .. } | JobSpec::Reload => Err(Interrupted::Panicked),
+            };
+            drop(index);
+            match outcome {
+                Ok(result) => self.finish(id, JobStatus::Succeeded, Some(result), None),
+                Err(Interrupted::Stopped) if control.cancel.load(Ordering::Relaxed) => {
+                    let message = "cancelled while running".to_owned();
+                    self.finish(id, JobStatus::Cancelled, None, Some(message));
+                }
+                Err(Interrupted::Stopped) => {
+                    let message = "interrupted: confab stopped while the job ran".to_owned();
+                    self.finish(id, JobStatus::Failed, None, Some(message));
+                }
+                Err(Interrupted::Panicked) => {
+                    let message = "the analysis failed unexpectedly".to_owned();
+                    self.finish(id, JobStatus::Failed, None, Some(message));
+                }
+            }
+            self.journal_later(id);
+        }
+    }
+
+    /// One job with its progress.
+    pub fn view(&self, id: u64) -> Option<JobView> {
+        self.registry().get(&id).map(view_of)
+    }
+
+    /// A page of jobs, newest first, optionally of one status.
+    pub fn list(&self, status: Option<JobStatus>, offset: usize, limit: usize) -> JobPage {
+        let registry = self.registry();
+        let matching = registry
+            .values()
+            .rev()
+            .filter(|entry| status.is_none_or(|status| entry.record.status == status));
+        let total = matching.clone().count();
+        let jobs = matching.skip(offset).take(limit).map(view_of).collect();
+        JobPage { jobs, total }
+    }
+
+    /// Cancels a queued job at once, or asks a running one to stop at its next checkpoint.
+    pub fn cancel(self: &Arc<Self>, id: u64) -> Result<Cancelled, JobError> {
+        let mut registry = self.registry();
+        let entry = registry.get_mut(&id).ok_or(JobError::NotFound(id))?;
+        if entry.record.status.is_finished() {
+            return Err(JobError::Finished {
+                id,
+                status: entry.record.status.name(),
+            });
+        }
+        entry.control.cancel.store(true, Ordering::Relaxed);
+        if entry.record.status == JobStatus::Running {
+            return Ok(Cancelled::Requested(view_of(entry)));
+        }
+        entry.record.status = JobStatus::Cancelled;
+        entry.record.finished_at = Some(unix_now());
+        let view = view_of(entry);
+        drop(registry);
+        // The job's own turn journals the cancellation too; this write only makes it durable
+        // sooner, so a full queue is not an error here.
+        let jobs = Arc::clone(self);
+        let _ = self
+            .serial
+            .submit(move |context| jobs.journal_final(context, id));
+        Ok(Cancelled::Now(view))
+    }
+
+    /// Stops taking jobs, interrupts running ones at their next checkpoint and joins the
+    /// runner. Queued jobs stay queued in the journal and run after the next start.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        // Wakes an idle runner; a full queue wakes it anyway. No job has the id 0.
+        let _ = self.parallel.try_send(0);
+        if let Some(thread) = self.lock_runner().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn view_of(entry: &Entry) -> JobView {
+    JobView {
+        progress: match entry.record.status {
+            JobStatus::Succeeded => 1.0,
+            _ => entry.control.progress(),
+        },
+        cancel_requested: entry.control.cancel.load(Ordering::Relaxed),
+        record: entry.record.clone(),
+    }
+}
+
+fn journal(context: &mut SerialContext) -> &mut Journal {
+    context
+        .jobs_journal
+        .as_mut()
+        .expect("the job journal is installed before any job task")
+}
+
+fn journal_or_log(
+    context: &mut SerialContext,
+    write: impl FnOnce(&mut Journal, &JobRecord) -> Result<(), JournalError>,
+    view: &Option<JobView>,
+) {
+    if let Some(view) = view {
+        if let Err(error) = write(journal(context), &view.record) {
+            tracing::error!(%error, id = view.record.id, "a job's state could not be journaled");
+        }
+    }
+}
