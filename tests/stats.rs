@@ -10,15 +10,14 @@
 
 mod support;
 
-use support::process::{listen_addr, log_lines};
+use support::process::Served;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_parse::{LineInfo, Scrape, Value as Metric};
 use serde_json::Value;
@@ -26,7 +25,7 @@ use serde_json::Value;
 use support::client::IO_TIMEOUT;
 use support::stats::{
     api_requests, assert_latency, count, fetch, metrics, parse_rfc3339, proxied, rfc3339, route,
-    route_requests, stats, stats_with, time, unix_now, wait_for_stats, POLL_PAUSE,
+    route_requests, stats, stats_with, time, unix_now, wait_for_stats,
 };
 use support::upstream::write_all;
 use support::{assert_problem, config, get, refused_url, request, After, Client, Proxy, Upstream};
@@ -1013,108 +1012,14 @@ fn window_accepts_rfc3339_offsets() {
 
 // === Persistence through the real binary ===
 
-/// How long the binary may take to start or to exit.
-const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
-
-/// A running `confab serve` child process; SIGKILLed if still running when dropped.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Served {
-    /// Starts `confab serve` on an ephemeral port with its state in `state_dir`, proxying to
-    /// `upstream`, flushing statistics every `flush`, and serving the test binary's shared
-    /// dataset (so that it does not generate one); waits for its `listen=` log line.
-    fn start(state_dir: &Path, upstream: &Upstream, flush: &str) -> Served {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CONFAB_") {
-                command.env_remove(key);
-            }
-        }
-        let state = state_dir.to_str().expect("UTF-8 state dir");
-        let upstream_url = upstream.url();
-        let data = support::shared_dataset();
-        let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--threads", "2"])
-            .args(["--state-dir", state, "--stats-flush-interval", flush])
-            .args(["--upstream", &upstream_url])
-            .arg("--data")
-            .arg(&data)
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .current_dir(state_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn confab serve");
-        let lines = log_lines(child.stderr.take().expect("piped stderr"));
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = listen_addr(&line) {
-                        return Served { child, addr };
-                    }
-                    seen.push(line);
-                }
-                Err(error) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("no listen= line on stderr ({error}); stderr: {seen:#?}");
-                }
-            }
-        }
-    }
-
-    /// Sends SIGKILL (no chance to flush) and waits for the process to end.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL confab");
-        let status = self.wait();
-        assert!(
-            !status.success(),
-            "a SIGKILLed process does not exit cleanly"
-        );
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let status = self.wait();
-        assert!(status.success(), "confab exits 0 after SIGTERM: {status:?}");
-    }
-
-    /// Waits (within [`PROCESS_DEADLINE`]) for the process to end.
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll confab") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "confab still running {PROCESS_DEADLINE:?} after the signal"
-            );
-            thread::sleep(POLL_PAUSE);
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts `confab serve` with its state in `state_dir`, proxying to `upstream`, flushing
+/// statistics every `flush`.
+fn serve_binary(state_dir: &Path, upstream: &Upstream, flush: &str) -> Served {
+    let upstream_url = upstream.url();
+    Served::start(
+        state_dir,
+        &["--stats-flush-interval", flush, "--upstream", &upstream_url],
+    )
 }
 
 /// Proxied requests and health checks the persistence tests send before stopping confab.
@@ -1124,7 +1029,7 @@ const BEFORE_STOP: (usize, usize) = (5, 2);
 fn figures_survive_sigkill_from_the_last_flush() {
     let upstream = Upstream::echo();
     let state = tempfile::tempdir().expect("state dir");
-    let first = Served::start(state.path(), &upstream, "200ms");
+    let first = serve_binary(state.path(), &upstream, "200ms");
     let (items, healthz) = BEFORE_STOP;
     send_items(first.addr, items, healthz);
     let seen = wait_for_stats(first.addr, "the traffic", |document| {
@@ -1141,7 +1046,7 @@ fn figures_survive_sigkill_from_the_last_flush() {
     assert_eq!(flushed["store"]["ok"], true, "store: {}", flushed["store"]);
     first.kill();
 
-    let second = Served::start(state.path(), &upstream, "200ms");
+    let second = serve_binary(state.path(), &upstream, "200ms");
     let restarted = stats(second.addr);
     assert_eq!(restarted["since"], seen["since"], "since is kept");
     assert_eq!(proxied(&restarted), items as u64, "proxied: {restarted:#}");
@@ -1184,13 +1089,13 @@ fn sigterm_flushes_everything() {
     let upstream = Upstream::echo();
     let state = tempfile::tempdir().expect("state dir");
     // No periodic flush during the test: only the shutdown can write the figures.
-    let first = Served::start(state.path(), &upstream, "1h");
+    let first = serve_binary(state.path(), &upstream, "1h");
     let since = stats(first.addr)["since"].clone();
     let (items, healthz) = BEFORE_STOP;
     send_items(first.addr, items, healthz);
     first.terminate();
 
-    let second = Served::start(state.path(), &upstream, "1h");
+    let second = serve_binary(state.path(), &upstream, "1h");
     let restarted = stats(second.addr);
     assert_eq!(restarted["since"], since, "since is kept");
     assert_eq!(proxied(&restarted), items as u64, "proxied: {restarted:#}");
