@@ -127,6 +127,7 @@ fn job_problem(error: JobError) -> Problem {
             Problem::new(ProblemKind::Unavailable, detail).with_retry_after(RETRY_AFTER_SECONDS)
         }
         JobError::Stopping => Problem::new(ProblemKind::ShuttingDown, detail),
+        JobError::Unavailable(_) => Problem::new(ProblemKind::Unavailable, detail),
         JobError::NotFound(_) => Problem::new(ProblemKind::NotFound, detail),
         JobError::Finished { .. } => Problem::new(ProblemKind::Conflict, detail),
     }

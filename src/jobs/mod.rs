@@ -187,6 +187,8 @@ pub enum JobError {
     Stopping,
     #[error("the job could not be journaled: {0}")]
     Journal(String),
+    #[error("jobs are unavailable: {0}")]
+    Unavailable(String),
     #[error("no job has the id {0}")]
     NotFound(u64),
     #[error("job {id} has already {status}")]
@@ -230,33 +232,49 @@ pub struct Jobs {
     runner: Mutex<Option<JoinHandle<()>>>,
     stopping: Arc<AtomicBool>,
     threads: usize,
+    /// Why jobs cannot be taken (the journal could not be opened), if so.
+    unavailable: Option<String>,
 }
 
 impl Jobs {
     /// Restores the journal's jobs and starts the runner. The journal is then handed to the
     /// serial queue through `install`, which must run before any job task.
+    ///
+    /// Without a journal (`Err` with the reason it could not be opened), confab serves on but
+    /// refuses submissions with that reason: a job it could not journal could be lost.
     pub fn start(
-        mut journal: Journal,
+        journal: Result<Journal, String>,
         serial: Arc<SerialQueue>,
         catalog: Arc<Catalog>,
         threads: usize,
     ) -> Result<Arc<Jobs>, JobsStartError> {
         let (parallel, queue) = crossbeam_channel::bounded(MAX_QUEUED_PARALLEL_JOBS);
         let stopping = Arc::new(AtomicBool::new(false));
+        let last_id = match &journal {
+            Ok(journal) => journal.last_id()?,
+            Err(_) => 0,
+        };
         let jobs = Arc::new(Jobs {
             registry: Mutex::new(BTreeMap::new()),
-            next_id: AtomicU64::new(journal.last_id()? + 1),
+            next_id: AtomicU64::new(last_id + 1),
             serial,
             catalog,
             parallel,
             runner: Mutex::new(None),
             stopping,
             threads: threads.max(1),
+            unavailable: journal.as_ref().err().cloned(),
         });
-        let requeue = jobs.restore(&mut journal)?;
-        jobs.serial
-            .submit_wait(move |context| context.jobs_journal = Some(journal))
-            .map_err(|_| JobsStartError::SerialStopped)?;
+        let requeue = match journal {
+            Ok(mut journal) => {
+                let requeue = jobs.restore(&mut journal)?;
+                jobs.serial
+                    .submit_wait(move |context| context.jobs_journal = Some(journal))
+                    .map_err(|_| JobsStartError::SerialStopped)?;
+                requeue
+            }
+            Err(_) => Vec::new(),
+        };
         let runner = Arc::clone(&jobs);
         let thread = std::thread::Builder::new()
             .name("confab-jobs".into())
@@ -372,6 +390,9 @@ impl Jobs {
     ) -> Result<oneshot::Receiver<Result<JobView, JobError>>, JobError> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(JobError::Stopping);
+        }
+        if let Some(reason) = &self.unavailable {
+            return Err(JobError::Unavailable(reason.clone()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();

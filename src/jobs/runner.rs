@@ -14,7 +14,7 @@ use super::JobControl;
 use crate::conversations::{ConversationIndex, RowAnalysis};
 
 /// Rows scanned between two progress updates and cancellation checks.
-pub const ANALYSIS_CHUNK_ROWS: u32 = 65_536;
+pub const ANALYSIS_CHUNK_ROWS: u32 = 4_096;
 
 /// Why an analysis ended without a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -176,7 +176,11 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
 
 /// Opens the job journal and loads the served datasets: `--data` (or a small dataset generated
 /// once in the state folder when no data is configured) and every dataset ingested before.
-fn open_catalog(config: &ServeConfig) -> Result<(Arc<Catalog>, Journal), StartError> {
+/// A journal that cannot be opened does not stop the serving (nor does a failing statistics
+/// store); the base dataset is served and jobs are refused with the reason.
+fn open_catalog(
+    config: &ServeConfig,
+) -> Result<(Arc<Catalog>, Result<Journal, String>), StartError> {
     let data_error = |error: &dyn std::fmt::Display| StartError::Data(error.to_string());
     let base = match &config.data {
         Some(path) => path.clone(),
@@ -196,8 +200,14 @@ fn open_catalog(config: &ServeConfig) -> Result<(Arc<Catalog>, Journal), StartEr
     let root = root
         .canonicalize()
         .map_err(|error| StartError::Data(format!("data root {}: {error}", root.display())))?;
-    let journal = Journal::open(&config.state_dir).map_err(|error| data_error(&error))?;
-    let ingested = journal.datasets().map_err(|error| data_error(&error))?;
+    let journal = Journal::open(&config.state_dir).map_err(|error| error.to_string());
+    let ingested = match &journal {
+        Ok(journal) => journal.datasets().map_err(|error| data_error(&error))?,
+        Err(error) => {
+            tracing::error!(%error, "the job journal cannot be opened: serving the base dataset, refusing jobs");
+            Vec::new()
+        }
+    };
     // The loader logs what it built (rows, companies, tags, memory, time).
     let catalog = Catalog::open(base, root, ingested).map_err(|error| data_error(&error))?;
     Ok((Arc::new(catalog), journal))
