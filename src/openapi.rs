@@ -14,6 +14,8 @@
 //! [`document`] builds the document; [`json`] renders it once per process for `/openapi.json`,
 //! and `assets/docs.html` (served at `/docs`) renders that in a browser.
 
+pub mod jobs;
+
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,10 @@ header section over 64 KiB or 100 fields.";
         operations::list_tags,
         operations::get_stats,
         operations::reset_stats,
+        jobs::operations::submit_job,
+        jobs::operations::list_jobs,
+        jobs::operations::get_job,
+        jobs::operations::cancel_job,
         operations::metrics,
         operations::dashboard,
         operations::openapi_json,
@@ -76,6 +82,8 @@ header section over 64 KiB or 100 fields.";
             filtered by company and tags, and the companies and tags to filter by."),
         (name = "statistics", description = "Usage statistics of the proxy and of confab's own \
             endpoints: JSON, Prometheus text, and a dashboard page."),
+        (name = "jobs", description = "Analyses run in parallel over every core, and dataset \
+            ingests and reloads run one at a time on the serial queue; all journaled."),
         (name = "documentation", description = "This document, and a page that renders it."),
     )
 )]
@@ -581,6 +589,10 @@ mod tests {
             ("get", "/api/conversations/{id}"),
             ("get", "/api/companies"),
             ("get", "/api/tags"),
+            ("get", "/api/jobs"),
+            ("post", "/api/jobs"),
+            ("get", "/api/jobs/{id}"),
+            ("delete", "/api/jobs/{id}"),
         ] {
             operation(&document, method, path);
         }

@@ -3,6 +3,8 @@
 //! `$ref`, gives error responses as problem documents, and has examples that satisfy their
 //! schemas. `/docs` is a self-contained HTML page.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 /// Every route confab answers itself, with the methods the document must describe.
-const ROUTES: [(&str, &[&str]); 11] = [
+const ROUTES: [(&str, &[&str]); 13] = [
     ("/healthz", &["get", "head"]),
     ("/metrics", &["get"]),
     ("/api/stats", &["get"]),
@@ -22,6 +24,8 @@ const ROUTES: [(&str, &[&str]); 11] = [
     ("/api/conversations/{id}", &["get"]),
     ("/api/companies", &["get"]),
     ("/api/tags", &["get"]),
+    ("/api/jobs", &["get", "post"]),
+    ("/api/jobs/{id}", &["get", "delete"]),
 ];
 
 const HTTP_METHODS: [&str; 8] = [
@@ -202,9 +206,10 @@ fn check_routes(document: &Value) {
                 operation["tags"][0].is_string(),
                 "{method} {route} has no tag"
             );
+            let responses = &operation["responses"];
             assert!(
-                operation["responses"]["200"].is_object(),
-                "{method} {route} has no 200"
+                responses["200"].is_object() || responses["202"].is_object(),
+                "{method} {route} has no 200 or 202"
             );
         }
     }
@@ -330,4 +335,75 @@ fn check_examples(document: &Value) {
     }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     assert!(checked >= 20, "only {checked} examples were checked");
+}
+
+/// Real job documents (queued, finished with each kind of result, listed) fit the `Job` and
+/// `JobList` schemas the document states.
+#[test]
+fn job_documents_fit_their_schemas() {
+    let mut config = support::config(None);
+    config.admin_token = Some("openapi-token".into());
+    let proxy = support::Proxy::start(config);
+    let document = serde_json::to_value(confab::openapi::document()).expect("value");
+    let schema = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let mut errors = Vec::new();
+    let submissions = [
+        json!({"kind": "tag-stats"}),
+        json!({"kind": "keyword-stats", "params": {"words": ["the"]}}),
+        json!({"kind": "transcript-summary", "params": {"company": "tesla"}}),
+        json!({"kind": "reload"}),
+    ];
+    for submission in submissions {
+        let body = submission.to_string();
+        let headers = [("authorization", "Bearer openapi-token")];
+        let queued = proxy.exchange(&support::request(
+            "POST",
+            "/api/jobs",
+            &headers,
+            body.as_bytes(),
+        ));
+        assert_eq!(queued.status, 202, "{}", queued.text());
+        errors.extend(check_example(
+            &document,
+            &schema("JobSubmission"),
+            &submission,
+            "submission",
+        ));
+        errors.extend(check_example(
+            &document,
+            &schema("Job"),
+            &queued.json(),
+            "queued",
+        ));
+        let id = queued.json()["id"].as_u64().expect("id");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let finished = loop {
+            let job = proxy
+                .exchange(&support::get(&format!("/api/jobs/{id}")))
+                .json();
+            if job["status"] != "queued" && job["status"] != "running" {
+                break job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} stuck: {job}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(finished["status"], "succeeded", "{finished}");
+        errors.extend(check_example(
+            &document,
+            &schema("Job"),
+            &finished,
+            "finished",
+        ));
+    }
+    let listed = proxy.exchange(&support::get("/api/jobs")).json();
+    errors.extend(check_example(
+        &document,
+        &schema("JobList"),
+        &listed,
+        "listed",
+    ));
+    assert!(errors.is_empty(), "{errors:#?}");
 }
