@@ -113,7 +113,11 @@ fn parse_submission(context: &ApiContext, body: &OwnBody) -> Result<JobSpec, Pro
     let Some(Value::String(kind)) = fields.get("kind") else {
         return Err(bad("kind must be a string".into()));
     };
-    let params = fields.get("params").unwrap_or(&Value::Null);
+    let params = match fields.get("params") {
+        None => &Value::Null,
+        Some(Value::Object(_)) => &fields["params"],
+        Some(_) => return Err(bad("params must be a JSON object".into())),
+    };
     JobSpec::parse(kind, params, context.jobs.catalog().data_root()).map_err(bad)
 }
 
