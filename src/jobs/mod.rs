@@ -485,17 +485,26 @@ impl Jobs {
         };
         match outcome {
             Ok((index, datasets, summary)) => {
-                self.finish(id, JobStatus::Succeeded, Some(summary), None);
-                let record = self.view(id).map(|view| view.record);
-                let journaled = match (&spec, record) {
-                    (JobSpec::Ingest { resolved, .. }, Some(record)) => {
+                // Journal first, then publish, then show the job as succeeded: a client that
+                // sees it succeeded queries the new data, and a crash after the journal write
+                // serves it after the restart.
+                let Some(mut record) = self.view(id).map(|view| view.record) else {
+                    return;
+                };
+                record.status = JobStatus::Succeeded;
+                record.finished_at = Some(unix_now());
+                record.result = Some(Arc::from(summary.to_string()));
+                let journaled = match &spec {
+                    JobSpec::Ingest { resolved, .. } => {
                         journal(context).add_dataset(&record, resolved)
                     }
-                    (_, Some(record)) => journal(context).update(&record),
-                    (_, None) => Ok(()),
+                    _ => journal(context).update(&record),
                 };
                 match journaled {
-                    Ok(()) => self.catalog.publish(index, datasets),
+                    Ok(()) => {
+                        self.catalog.publish(index, datasets);
+                        self.finish(id, JobStatus::Succeeded, Some(summary), None);
+                    }
                     Err(error) => {
                         let message = format!("the new datasets could not be journaled: {error}");
                         self.finish(id, JobStatus::Failed, None, Some(message));
