@@ -59,10 +59,10 @@ fn no_such_job(id: impl std::fmt::Display) -> Problem {
     Problem::new(ProblemKind::NotFound, format!("no job has the id {id}"))
 }
 
-fn json_answer(status: u16, value: &Value) -> Answer {
+fn json_answer(status: u16, body: String) -> Answer {
     Answer {
         status,
-        ..Answer::json(value.to_string())
+        ..Answer::json(body)
     }
 }
 
@@ -71,7 +71,7 @@ async fn submit(context: &ApiContext, request: &OwnRequest) -> Result<Answer, Pr
     let spec = parse_submission(context, &request.body)?;
     let answer = context.jobs.submit(spec).map_err(job_problem)?;
     match monoio::time::timeout(JOB_SUBMIT_TIMEOUT, answer).await {
-        Ok(Ok(Ok(view))) => Ok(json_answer(202, &view.to_json(true))),
+        Ok(Ok(Ok(view))) => Ok(json_answer(202, view.render_with_result())),
         Ok(Ok(Err(error))) => Err(job_problem(error)),
         Ok(Err(_)) => Err(job_problem(JobError::Stopping)),
         Err(_) => Err(Problem::new(
@@ -139,14 +139,14 @@ fn job_problem(error: JobError) -> Problem {
 
 fn show(context: &ApiContext, id: u64) -> Result<Answer, Problem> {
     let view = context.jobs.view(id).ok_or_else(|| no_such_job(id))?;
-    Ok(json_answer(200, &view.to_json(true)))
+    Ok(json_answer(200, view.render_with_result()))
 }
 
 fn cancel(context: &ApiContext, request: &OwnRequest, id: u64) -> Result<Answer, Problem> {
     authorize(context, request)?;
     match context.jobs.cancel(id).map_err(job_problem)? {
-        Cancelled::Now(view) => Ok(json_answer(200, &view.to_json(true))),
-        Cancelled::Requested(view) => Ok(json_answer(202, &view.to_json(true))),
+        Cancelled::Now(view) => Ok(json_answer(200, view.render_with_result())),
+        Cancelled::Requested(view) => Ok(json_answer(202, view.render_with_result())),
     }
 }
 
@@ -155,18 +155,14 @@ fn list(context: &ApiContext, request: &OwnRequest) -> Result<Answer, Problem> {
     let listing = Listing::parse(request.query.as_deref())?;
     let offset = (listing.page - 1).saturating_mul(listing.per_page);
     let page = context.jobs.list(listing.status, offset, listing.per_page);
-    let jobs: Vec<Value> = page
-        .jobs
-        .iter()
-        .map(|job: &JobView| job.to_json(false))
-        .collect();
+    let jobs: Vec<Value> = page.jobs.iter().map(JobView::to_json).collect();
     let body = json!({
         "jobs": jobs,
         "total": page.total,
         "page": listing.page,
         "per_page": listing.per_page,
     });
-    Ok(json_answer(200, &body))
+    Ok(json_answer(200, body.to_string()))
 }
 
 struct Listing {

@@ -151,11 +151,11 @@ pub struct JobView {
 }
 
 impl JobView {
-    /// The JSON clients see; `with_result` adds `result` (omitted from listings).
-    pub fn to_json(&self, with_result: bool) -> Value {
+    /// The JSON clients see, without `result` (as listings show it).
+    pub fn to_json(&self) -> Value {
         let record = &self.record;
         let time = |at: Option<u64>| at.map(rfc3339);
-        let mut job = json!({
+        json!({
             "id": record.id,
             "kind": record.spec.kind(),
             "params": record.spec.params(),
@@ -166,15 +166,18 @@ impl JobView {
             "started_at": time(record.started_at),
             "finished_at": time(record.finished_at),
             "error": record.error,
-        });
-        if with_result {
-            job["result"] = record
-                .result
-                .as_deref()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or(Value::Null);
-        }
-        job
+        })
+    }
+
+    /// The JSON text clients see with `result` last; the stored result text is copied in as
+    /// it is, not parsed again (results can be megabytes).
+    pub fn render_with_result(&self) -> String {
+        let mut text = self.to_json().to_string();
+        text.pop(); // The closing brace.
+        text.push_str(",\"result\":");
+        text.push_str(self.record.result.as_deref().unwrap_or("null"));
+        text.push('}');
+        text
     }
 }
 

@@ -1,6 +1,6 @@
 //! The API description of the jobs endpoints: their schemas and operations.
 //!
-//! [`Job`] states the shape `crate::jobs::JobView::to_json` writes; the tests of the parent
+//! [`Job`] states the shape `crate::jobs::JobView` renders; the tests of the parent
 //! module check real job documents against it.
 
 use serde::{Deserialize, Serialize};
