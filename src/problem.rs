@@ -31,11 +31,14 @@ pub enum ProblemKind {
     UpstreamConnectTimeout,
     UpstreamTimeout,
     ShuttingDown,
+    ContentTooLarge,
+    RequestTimeout,
+    Overloaded,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order (for API descriptions that list the codes).
-    pub const ALL: [ProblemKind; 16] = [
+    pub const ALL: [ProblemKind; 19] = [
         ProblemKind::BadRequest,
         ProblemKind::AmbiguousPath,
         ProblemKind::NotFound,
@@ -52,6 +55,9 @@ impl ProblemKind {
         ProblemKind::UpstreamConnectTimeout,
         ProblemKind::UpstreamTimeout,
         ProblemKind::ShuttingDown,
+        ProblemKind::ContentTooLarge,
+        ProblemKind::RequestTimeout,
+        ProblemKind::Overloaded,
     ];
 
     /// The full problem `type` URI of this kind.
@@ -78,6 +84,9 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "upstream-connect-timeout",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::ShuttingDown => "shutting-down",
+            ProblemKind::ContentTooLarge => "content-too-large",
+            ProblemKind::RequestTimeout => "request-timeout",
+            ProblemKind::Overloaded => "overloaded",
         }
     }
 
@@ -95,7 +104,9 @@ impl ProblemKind {
             | ProblemKind::UpstreamUnreachable
             | ProblemKind::UpstreamReset
             | ProblemKind::UpstreamMalformed => 502,
-            ProblemKind::ShuttingDown | ProblemKind::Unavailable => 503,
+            ProblemKind::RequestTimeout => 408,
+            ProblemKind::ContentTooLarge => 413,
+            ProblemKind::ShuttingDown | ProblemKind::Unavailable | ProblemKind::Overloaded => 503,
             ProblemKind::UpstreamConnectTimeout | ProblemKind::UpstreamTimeout => 504,
         }
     }
@@ -119,6 +130,9 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "Upstream connect timeout",
             ProblemKind::UpstreamTimeout => "Upstream response timeout",
             ProblemKind::ShuttingDown => "Shutting down",
+            ProblemKind::ContentTooLarge => "Request body too large",
+            ProblemKind::RequestTimeout => "Request too slow",
+            ProblemKind::Overloaded => "Overloaded",
         }
     }
 }
@@ -270,6 +284,9 @@ mod tests {
             ProblemKind::UpstreamConnectTimeout => 13,
             ProblemKind::UpstreamTimeout => 14,
             ProblemKind::ShuttingDown => 15,
+            ProblemKind::ContentTooLarge => 16,
+            ProblemKind::RequestTimeout => 17,
+            ProblemKind::Overloaded => 18,
         };
         for (index, kind) in ProblemKind::ALL.into_iter().enumerate() {
             assert_eq!(position(kind), index, "{kind:?}");

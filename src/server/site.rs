@@ -4,7 +4,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::connection::{ClientConn, Site};
+use super::connection::{ClientConn, Refusal, Site};
 use super::SiteSettings;
 use crate::api::{self, ApiContext, OwnRequest};
 use crate::http1::Target;
@@ -30,6 +30,7 @@ impl ProxySite {
             pool: UpstreamPool::new(Rc::new(settings.target.clone()), settings.connect_timeout),
             proxy: ProxySettings {
                 upstream_timeout: settings.upstream_timeout,
+                max_body: settings.max_body,
             },
             api: settings.api.clone(),
             recorder: WorkerRecorder::new(settings.api.stats.clone()),
@@ -128,6 +129,36 @@ impl Site for ProxySite {
             entry.log(status, started);
         }
         keep_alive
+    }
+
+    /// Records a refused request where it was headed: under its proxied route, or (for an own
+    /// endpoint, or a head too broken to route) under the own endpoints' `other`.
+    fn record_refusal(&self, conn: &ClientConn, refusal: Refusal) {
+        if !self.record_stats {
+            return;
+        }
+        let buf = conn.buf.data();
+        let method = match refusal.head_parsed {
+            true => method_index(conn.head.method.of(buf)),
+            false => method_index(b""),
+        };
+        let sample = Sample {
+            method,
+            status: refusal.status,
+            micros: conn.head_started.elapsed().as_micros() as u64,
+            bytes_in: refusal.bytes_in,
+            bytes_out: refusal.bytes_out,
+        };
+        let path = conn.head.path.of(buf);
+        let proxied = refusal.head_parsed
+            && (conn.head.target_form == Target::Asterisk
+                || routing::route(path) == Ok(Route::Proxy));
+        match proxied {
+            true => self
+                .recorder
+                .record_proxy(RouteKey::of_path(path).as_bytes(), sample, None),
+            false => self.recorder.record_api(crate::stats::OTHER_ROUTE, sample),
+        }
     }
 
     fn tick(&self) {
