@@ -203,7 +203,8 @@ impl ClientConn {
             };
             match read {
                 Some(Ok(n)) if n > 0 => {}
-                None if !self.buf.is_empty() => return Err(HeadRefusal::TooSlow),
+                // (A cancelled read may have taken the buffer with it: go by what was seen.)
+                None if first_byte_seen => return Err(HeadRefusal::TooSlow),
                 _ => return Ok(false),
             }
             if !first_byte_seen {
