@@ -165,7 +165,9 @@ impl ClientConn {
                 return;
             }
             self.pace.restart();
-            if !site.handle(self).await || self.worker.is_draining() {
+            // While draining, a response that still said keep-alive (it was sent before the
+            // signal) may have a next request on its way: the next read_head gives it a moment.
+            if !site.handle(self).await {
                 return;
             }
         }

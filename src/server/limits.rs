@@ -23,9 +23,9 @@ pub const LINGERING_CLOSE_TIME: Duration = Duration::from_secs(2);
 pub const LINGERING_CLOSE_BYTES: u64 = 1024 * 1024;
 /// How long a connection that is idle between requests when draining starts still waits for a
 /// request already on its way (sent before the signal, not yet read), before it closes.
-pub const DRAIN_IDLE_READ: Duration = Duration::from_millis(100);
-/// How long a worker that stops accepting still takes connections that completed their
-/// handshake before the signal (they wait in the listener's queue and would be reset).
+pub const DRAIN_IDLE_READ: Duration = Duration::from_millis(200);
+/// How long, in all, a worker that stops accepting still takes connections that completed
+/// their handshake before the signal (they wait in the listener's queue and would be reset).
 pub const DRAIN_ACCEPT_WAIT: Duration = Duration::from_millis(20);
 
 /// The process-wide count of open client connections, shared by every worker.

@@ -465,8 +465,9 @@ impl<S: Site> Acceptor<S> {
     /// their clients may already have sent a request). They are served as draining connections.
     async fn take_queued(&self, listener: &monoio::net::TcpListener) {
         self.state.start_draining();
+        let deadline = std::time::Instant::now() + DRAIN_ACCEPT_WAIT;
         while let Ok(Ok((stream, peer))) =
-            monoio::time::timeout(DRAIN_ACCEPT_WAIT, listener.accept()).await
+            monoio::time::timeout_at(deadline.into(), listener.accept()).await
         {
             self.start(stream, peer);
         }
