@@ -415,3 +415,22 @@ fn request_line_at_the_limit_is_served_and_one_byte_more_is_414() {
     let served = proxy.exchange(&get(&target(limit - line_overhead)));
     assert_eq!(served.status, 200, "{:?}", served.text());
 }
+
+#[test]
+fn malformed_head_after_a_served_request_is_refused_and_the_worker_serves_on() {
+    // Found by the property tests: recording the refusal read the previous request's path
+    // spans against the new, shorter buffer and panicked the worker.
+    let upstream = Upstream::echo();
+    let proxy = Proxy::to(&upstream);
+    for _ in 0..4 {
+        let mut client = proxy.client();
+        let served = client.exchange(&get("/a/long/path/to/something/else"));
+        assert_eq!(served.status, 200);
+        client.send(b"BROKEN\r\n\r\n");
+        let refused = client.response();
+        assert_problem(&refused, 400, "bad-request");
+    }
+    for _ in 0..4 {
+        assert_eq!(proxy.exchange(&get("/healthz")).status, 200);
+    }
+}

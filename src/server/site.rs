@@ -149,15 +149,20 @@ impl Site for ProxySite {
             bytes_in: refusal.bytes_in,
             bytes_out: refusal.bytes_out,
         };
-        let path = conn.head.path.of(buf);
-        let proxied = refusal.head_parsed
-            && (conn.head.target_form == Target::Asterisk
-                || routing::route(path) == Ok(Route::Proxy));
-        match proxied {
-            true => self
-                .recorder
-                .record_proxy(RouteKey::of_path(path).as_bytes(), sample, None),
-            false => self.recorder.record_api(crate::stats::OTHER_ROUTE, sample),
+        // Before the head parsed, its spans are stale: they must not be read.
+        let proxied_path = refusal
+            .head_parsed
+            .then(|| conn.head.path.of(buf))
+            .filter(|path| {
+                conn.head.target_form == Target::Asterisk
+                    || routing::route(path) == Ok(Route::Proxy)
+            });
+        match proxied_path {
+            Some(path) => {
+                self.recorder
+                    .record_proxy(RouteKey::of_path(path).as_bytes(), sample, None)
+            }
+            None => self.recorder.record_api(crate::stats::OTHER_ROUTE, sample),
         }
     }
 
