@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the proxy and confab's own endpoints (what `confab` alone does).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve only the built-in mock upstream (for load tests).
     MockUpstream(MockArgs),
     /// Write a synthetic conversations dataset (normalized Parquet layout).
@@ -191,7 +191,7 @@ impl std::str::FromStr for ByteSize {
 impl std::fmt::Display for ByteSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (suffix, multiplier) in BYTE_UNITS {
-            if !suffix.is_empty() && self.0 >= multiplier && self.0 % multiplier == 0 {
+            if !suffix.is_empty() && self.0 >= multiplier && self.0.is_multiple_of(multiplier) {
                 return write!(f, "{}{suffix}iB", self.0 / multiplier);
             }
         }
