@@ -35,7 +35,11 @@ const FLAGS: [(&str, &str, bool); 16] = [
     ("--min-body-rate", "CONFAB_MIN_BODY_RATE", true),
     ("--body-rate-window", "CONFAB_BODY_RATE_WINDOW", true),
     ("--max-connections", "CONFAB_MAX_CONNECTIONS", true),
-    ("--max-inflight-per-core", "CONFAB_MAX_INFLIGHT_PER_CORE", true),
+    (
+        "--max-inflight-per-core",
+        "CONFAB_MAX_INFLIGHT_PER_CORE",
+        true,
+    ),
 ];
 
 /// `confab` with no inherited `CONFAB_*` variables and no colours, run in `dir`.
