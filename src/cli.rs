@@ -98,10 +98,10 @@ pub struct ServeArgs {
     /// Longest time a client may take to send a whole request head (from the connection's opening for its first request, from the first byte for later ones); past it the client gets 408 and is disconnected.
     #[arg(long, env = "CONFAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
-    /// Slowest request body accepted, in bytes per second (or with KiB, MiB): over every --body-rate-window spent waiting for the client, at least rate × window bytes must arrive, else the client gets 408 and is disconnected. 0 only cuts off a window without any byte.
+    /// Slowest request body accepted, in bytes per second (or with KiB, MiB): in every body-rate window spent waiting for the client, at least rate × window bytes must arrive, else the client gets 408 and is disconnected. 0 only cuts off a window without any byte.
     #[arg(long, env = "CONFAB_MIN_BODY_RATE", default_value_t = ByteSize(config::DEFAULT_MIN_BODY_RATE))]
     pub min_body_rate: ByteSize,
-    /// The span of waiting for the client over which --min-body-rate is measured.
+    /// The span of waiting for the client over which the minimum body rate is measured.
     #[arg(long, env = "CONFAB_BODY_RATE_WINDOW", default_value = "10s", value_parser = parse_duration)]
     pub body_rate_window: Duration,
     /// Most client connections open at once in the process (all workers together); further connections are closed as soon as they are accepted, while open ones keep their service.
