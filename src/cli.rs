@@ -98,6 +98,24 @@ pub struct ServeArgs {
     /// Do not record requests in the usage statistics (to measure what recording costs).
     #[arg(long, env = "CONFAB_NO_USAGE_STATS")]
     pub no_usage_stats: bool,
+    /// Largest request body (bytes, or with KiB, MiB, GiB). A larger Content-Length gets 413 before anything reaches the upstream; a chunked body is read ahead up to 64 KiB before the upstream is contacted, and cut off with 413 (the upstream connection aborted, never completing the request) once it passes the limit.
+    #[arg(long, env = "CONFAB_MAX_BODY", default_value_t = ByteSize(config::DEFAULT_MAX_BODY_BYTES))]
+    pub max_body: ByteSize,
+    /// Longest time a client may take to send a whole request head (from the connection's opening for its first request, from the first byte for later ones); past it the client gets 408 and is disconnected.
+    #[arg(long, env = "CONFAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Slowest request body accepted, in bytes per second (or with KiB, MiB): in every body-rate window spent waiting for the client, at least rate × window bytes must arrive, else the client gets 408 and is disconnected. 0 only cuts off a window without any byte.
+    #[arg(long, env = "CONFAB_MIN_BODY_RATE", default_value_t = ByteSize(config::DEFAULT_MIN_BODY_RATE))]
+    pub min_body_rate: ByteSize,
+    /// The span of waiting for the client over which the minimum body rate is measured.
+    #[arg(long, env = "CONFAB_BODY_RATE_WINDOW", default_value = "10s", value_parser = parse_duration)]
+    pub body_rate_window: Duration,
+    /// Most client connections open at once in the process (all workers together); further connections are closed as soon as they are accepted, while open ones keep their service.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Most requests one worker handles at once; past it, new requests get 503 with Retry-After at once instead of queueing.
+    #[arg(long, env = "CONFAB_MAX_INFLIGHT_PER_CORE", default_value_t = config::DEFAULT_MAX_INFLIGHT_PER_CORE)]
+    pub max_inflight_per_core: usize,
 }
 
 impl ServeArgs {
@@ -120,6 +138,12 @@ impl ServeArgs {
             stats_flush_interval: self.stats_flush_interval,
             stats_retention: self.stats_retention,
             record_stats: !self.no_usage_stats,
+            max_body: self.max_body.0,
+            header_timeout: self.header_timeout,
+            min_body_rate: self.min_body_rate.0,
+            body_rate_window: self.body_rate_window,
+            max_connections: self.max_connections,
+            max_inflight_per_core: self.max_inflight_per_core,
         }
     }
 }
@@ -135,6 +159,52 @@ pub struct MockArgs {
     /// IO driver of the worker runtimes.
     #[arg(long, env = "CONFAB_DRIVER", value_enum, default_value_t = Driver::Auto)]
     pub driver: Driver,
+}
+
+/// A byte count written like `1048576`, `64KiB`, `10MiB` or `1GiB` (binary units; `K`, `M`,
+/// `G`, `KB`, `MB`, `GB` mean the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+/// Binary unit suffixes a [`ByteSize`] accepts, largest first, with their multipliers.
+const BYTE_UNITS: [(&str, u64); 4] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("", 1)];
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ByteSize, String> {
+        let bad = || format!("{text:?} is not a size (write sizes like 65536, 64KiB or 10MiB)");
+        let trimmed = text.trim();
+        let digits_end = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(digits_end);
+        let number: u64 = digits.parse().map_err(|_| bad())?;
+        let unit = unit.trim();
+        let unit = unit
+            .strip_suffix("iB")
+            .or_else(|| unit.strip_suffix('B'))
+            .unwrap_or(unit);
+        let (_, multiplier) = BYTE_UNITS
+            .iter()
+            .find(|(suffix, _)| unit.eq_ignore_ascii_case(suffix))
+            .ok_or_else(bad)?;
+        number
+            .checked_mul(*multiplier)
+            .map(ByteSize)
+            .ok_or_else(bad)
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (suffix, multiplier) in BYTE_UNITS {
+            if !suffix.is_empty() && self.0 >= multiplier && self.0.is_multiple_of(multiplier) {
+                return write!(f, "{}{suffix}iB", self.0 / multiplier);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
 }
 
 /// Parses a duration like `500ms`, `2s` or `1m 30s`.
@@ -153,6 +223,44 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("5parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        let size = |text: &str| text.parse::<ByteSize>().map(|size| size.0);
+        assert_eq!(size("65536"), Ok(65536));
+        assert_eq!(size("64KiB"), Ok(64 * 1024));
+        assert_eq!(size("10MiB"), Ok(10 * 1024 * 1024));
+        assert_eq!(size("1g"), Ok(1 << 30));
+        assert_eq!(size("2 MB"), Ok(2 << 20));
+        assert!(size("").is_err());
+        assert!(size("-1").is_err());
+        assert!(size("10 parsecs").is_err());
+        assert!(size("99999999999999999999GiB").is_err());
+        assert_eq!(ByteSize(10 << 20).to_string(), "10MiB");
+        assert_eq!(ByteSize(1024).to_string(), "1KiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+    }
+
+    #[test]
+    fn flag_defaults_are_the_named_constants() {
+        let config = Cli::try_parse_from(["confab"])
+            .expect("parses")
+            .serve
+            .into_config();
+        assert_eq!(config.max_body, config::DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.header_timeout, config::DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(config.min_body_rate, config::DEFAULT_MIN_BODY_RATE);
+        assert_eq!(config.body_rate_window, config::DEFAULT_BODY_RATE_WINDOW);
+        assert_eq!(config.max_connections, config::DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            config.max_inflight_per_core,
+            config::DEFAULT_MAX_INFLIGHT_PER_CORE
+        );
+        assert_eq!(config.idle_timeout, config::DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(config.connect_timeout, config::DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(config.upstream_timeout, config::DEFAULT_UPSTREAM_TIMEOUT);
+        assert_eq!(config.shutdown_grace, config::DEFAULT_SHUTDOWN_GRACE);
     }
 
     #[test]

@@ -21,6 +21,22 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Where later features keep their files.
 pub const DEFAULT_STATE_DIR: &str = "./confab-state";
+/// Largest request body accepted (10 MiB); a larger `Content-Length` gets 413 from the head
+/// alone, a chunked body is cut off with 413 once it passes the limit.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Longest time a client may take to send a whole request head: from the connection's opening
+/// for its first request, from the first byte for later ones (slowloris).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slowest request body accepted, in bytes per second, measured over each
+/// [`DEFAULT_BODY_RATE_WINDOW`] spent waiting for the client.
+pub const DEFAULT_MIN_BODY_RATE: u64 = 1024;
+/// The span of client waiting time over which the body rate is measured.
+pub const DEFAULT_BODY_RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Most client connections open at once in the whole process; further ones are closed as soon
+/// as they are accepted.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16 * 1024;
+/// Most requests one worker handles at once; further ones get 503 with `Retry-After` at once.
+pub const DEFAULT_MAX_INFLIGHT_PER_CORE: usize = 4096;
 
 /// Which io driver each worker's runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -64,6 +80,19 @@ pub struct ServeConfig {
     pub stats_retention: Duration,
     /// Whether requests are recorded in the usage statistics (off only to measure its cost).
     pub record_stats: bool,
+    /// Largest request body accepted, in bytes.
+    pub max_body: u64,
+    /// Longest time to receive a whole request head.
+    pub header_timeout: Duration,
+    /// Slowest request body accepted, in bytes per second of waiting (0: only a window without
+    /// any byte cuts the body off).
+    pub min_body_rate: u64,
+    /// The span of waiting time over which the body rate is measured.
+    pub body_rate_window: Duration,
+    /// Most client connections open at once in the process.
+    pub max_connections: usize,
+    /// Most requests in flight on one worker.
+    pub max_inflight_per_core: usize,
 }
 
 impl ServeConfig {
@@ -88,6 +117,12 @@ impl ServeConfig {
             stats_flush_interval: crate::stats::DEFAULT_FLUSH_INTERVAL,
             stats_retention: crate::stats::DEFAULT_RETENTION,
             record_stats: true,
+            max_body: DEFAULT_MAX_BODY_BYTES,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            min_body_rate: DEFAULT_MIN_BODY_RATE,
+            body_rate_window: DEFAULT_BODY_RATE_WINDOW,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_inflight_per_core: DEFAULT_MAX_INFLIGHT_PER_CORE,
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! `GET /categories/{id}` answers a category document derived deterministically from the id
 //! (same id, same bytes); ids look like `MLA97994` (a three-letter site code and digits).
-//! Everything else answers 404 JSON, as the real API does. It runs on the same
-//! thread-per-core server as the proxy, so it is never the bottleneck of a load test.
+//! Everything else answers 404 JSON, as the real API does, except `/faults/{fault}`, where the
+//! mock misbehaves on purpose for soak and load tests of the proxy's failure paths (see
+//! [`MockFault`]). It runs on the same thread-per-core server as the proxy, so it is never the
+//! bottleneck of a load test.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,8 +88,55 @@ impl MockSite {
     }
 }
 
+/// How the mock misbehaves on `/faults/{fault}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MockFault {
+    /// `close`: closes the connection without answering (the proxy answers 502).
+    Close,
+    /// `malformed`: answers with a malformed status line, then closes (502).
+    Malformed,
+    /// `truncated`: announces a 1,000-byte body, sends 10 bytes of it, then closes (the proxy
+    /// closes the client connection mid-body).
+    Truncated,
+}
+
+impl MockFault {
+    /// The fault a path asks for, if it is `/faults/{close|malformed|truncated}`.
+    pub fn of_path(path: &[u8]) -> Option<MockFault> {
+        match path.strip_prefix(b"/faults/")? {
+            b"close" => Some(MockFault::Close),
+            b"malformed" => Some(MockFault::Malformed),
+            b"truncated" => Some(MockFault::Truncated),
+            _ => None,
+        }
+    }
+
+    /// What the mock writes before it closes the connection.
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            MockFault::Close => b"",
+            MockFault::Malformed => b"HTTP/1.1 2x0 Broken\r\nContent-Length: 0\r\n\r\n",
+            MockFault::Truncated => b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\ntruncated.",
+        }
+    }
+}
+
+/// Misbehaves as `fault` says; the connection always closes afterwards.
+async fn serve_fault(conn: &mut ClientConn, fault: MockFault) -> bool {
+    conn.buf.consume(conn.head.head_len);
+    if matches!(conn.read_own_body().await, OwnBody::Complete(_)) {
+        conn.out.clear();
+        conn.out.extend_from_slice(fault.bytes());
+        let _ = conn.write_out().await;
+    }
+    false
+}
+
 impl Site for MockSite {
     async fn handle(&self, conn: &mut ClientConn) -> bool {
+        if let Some(fault) = MockFault::of_path(conn.head.path.of(conn.buf.data())) {
+            return serve_fault(conn, fault).await;
+        }
         let buf = conn.buf.data();
         let readable = matches!(conn.head.method.of(buf), b"GET" | b"HEAD");
         let (status, body) = match category_id(conn.head.path.of(buf)) {

@@ -31,13 +31,15 @@ pub enum ProblemKind {
     UpstreamConnectTimeout,
     UpstreamTimeout,
     ShuttingDown,
+    ContentTooLarge,
+    RequestTimeout,
+    Overloaded,
     Conflict,
-    PayloadTooLarge,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order (for API descriptions that list the codes).
-    pub const ALL: [ProblemKind; 18] = [
+    pub const ALL: [ProblemKind; 20] = [
         ProblemKind::BadRequest,
         ProblemKind::AmbiguousPath,
         ProblemKind::NotFound,
@@ -54,8 +56,10 @@ impl ProblemKind {
         ProblemKind::UpstreamConnectTimeout,
         ProblemKind::UpstreamTimeout,
         ProblemKind::ShuttingDown,
+        ProblemKind::ContentTooLarge,
+        ProblemKind::RequestTimeout,
+        ProblemKind::Overloaded,
         ProblemKind::Conflict,
-        ProblemKind::PayloadTooLarge,
     ];
 
     /// The full problem `type` URI of this kind.
@@ -82,8 +86,10 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "upstream-connect-timeout",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::ShuttingDown => "shutting-down",
+            ProblemKind::ContentTooLarge => "content-too-large",
+            ProblemKind::RequestTimeout => "request-timeout",
+            ProblemKind::Overloaded => "overloaded",
             ProblemKind::Conflict => "conflict",
-            ProblemKind::PayloadTooLarge => "payload-too-large",
         }
     }
 
@@ -101,10 +107,11 @@ impl ProblemKind {
             | ProblemKind::UpstreamUnreachable
             | ProblemKind::UpstreamReset
             | ProblemKind::UpstreamMalformed => 502,
-            ProblemKind::ShuttingDown | ProblemKind::Unavailable => 503,
+            ProblemKind::RequestTimeout => 408,
+            ProblemKind::ContentTooLarge => 413,
+            ProblemKind::ShuttingDown | ProblemKind::Unavailable | ProblemKind::Overloaded => 503,
             ProblemKind::UpstreamConnectTimeout | ProblemKind::UpstreamTimeout => 504,
             ProblemKind::Conflict => 409,
-            ProblemKind::PayloadTooLarge => 413,
         }
     }
 
@@ -127,8 +134,10 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "Upstream connect timeout",
             ProblemKind::UpstreamTimeout => "Upstream response timeout",
             ProblemKind::ShuttingDown => "Shutting down",
+            ProblemKind::ContentTooLarge => "Request body too large",
+            ProblemKind::RequestTimeout => "Request too slow",
+            ProblemKind::Overloaded => "Overloaded",
             ProblemKind::Conflict => "Conflict with the resource's state",
-            ProblemKind::PayloadTooLarge => "Request body too large",
         }
     }
 }
@@ -290,8 +299,10 @@ mod tests {
             ProblemKind::UpstreamConnectTimeout => 13,
             ProblemKind::UpstreamTimeout => 14,
             ProblemKind::ShuttingDown => 15,
-            ProblemKind::Conflict => 16,
-            ProblemKind::PayloadTooLarge => 17,
+            ProblemKind::ContentTooLarge => 16,
+            ProblemKind::RequestTimeout => 17,
+            ProblemKind::Overloaded => 18,
+            ProblemKind::Conflict => 19,
         };
         for (index, kind) in ProblemKind::ALL.into_iter().enumerate() {
             assert_eq!(position(kind), index, "{kind:?}");

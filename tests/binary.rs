@@ -19,7 +19,7 @@ use support::{get, Client};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Every `serve` flag with its environment variable, and whether it has a default to show.
-const FLAGS: [(&str, &str, bool); 10] = [
+const FLAGS: [(&str, &str, bool); 16] = [
     ("--listen", "CONFAB_LISTEN", true),
     ("--threads", "CONFAB_THREADS", true),
     ("--upstream", "CONFAB_UPSTREAM", false),
@@ -30,6 +30,16 @@ const FLAGS: [(&str, &str, bool); 10] = [
     ("--data", "CONFAB_DATA", false),
     ("--access-log", "CONFAB_ACCESS_LOG", false),
     ("--shutdown-grace", "CONFAB_SHUTDOWN_GRACE", true),
+    ("--max-body", "CONFAB_MAX_BODY", true),
+    ("--header-timeout", "CONFAB_HEADER_TIMEOUT", true),
+    ("--min-body-rate", "CONFAB_MIN_BODY_RATE", true),
+    ("--body-rate-window", "CONFAB_BODY_RATE_WINDOW", true),
+    ("--max-connections", "CONFAB_MAX_CONNECTIONS", true),
+    (
+        "--max-inflight-per-core",
+        "CONFAB_MAX_INFLIGHT_PER_CORE",
+        true,
+    ),
 ];
 
 /// `confab` with no inherited `CONFAB_*` variables and no colours, run in `dir`.

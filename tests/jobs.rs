@@ -187,7 +187,7 @@ fn invalid_submissions_are_refused_and_nothing_is_queued() {
     assert_problem(&not_json, 400, "bad-request");
     let huge = vec![b' '; 100 * 1024];
     let too_large = proxy.exchange(&request("POST", "/api/jobs", &[(name, &value)], &huge));
-    assert_problem(&too_large, 413, "payload-too-large");
+    assert_problem(&too_large, 413, "content-too-large");
     assert_eq!(list(proxy.addr(), "")["total"], 0);
 }
 

@@ -917,3 +917,26 @@ fn shutdown_lets_in_flight_request_finish_on_both_drivers() {
         );
     }
 }
+
+#[test]
+fn mock_upstream_faults_reach_the_client_as_upstream_failures() {
+    let proxy = Proxy::with_mock();
+    assert_problem(
+        &proxy.exchange(&get("/faults/close")),
+        502,
+        "upstream-reset",
+    );
+    assert_problem(
+        &proxy.exchange(&get("/faults/malformed")),
+        502,
+        "upstream-malformed",
+    );
+    let mut client = proxy.client();
+    client.send(&get("/faults/truncated"));
+    let head = client.head_only();
+    assert_eq!(head.status, 200);
+    let rest = client.read_to_end();
+    assert_eq!(rest, b"truncated.", "the cut body, then the close");
+    let served = proxy.exchange(&get("/categories/MLA97994"));
+    assert_eq!(served.status, 200, "served on after the faults");
+}

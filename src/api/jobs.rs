@@ -89,7 +89,7 @@ fn parse_submission(context: &ApiContext, body: &OwnBody) -> Result<JobSpec, Pro
         OwnBody::Broken => return Err(bad("the request body was cut short".into())),
         _ => {
             return Err(Problem::new(
-                ProblemKind::PayloadTooLarge,
+                ProblemKind::ContentTooLarge,
                 format!("a job submission holds at most {MAX_JOB_REQUEST_BYTES} bytes"),
             ))
         }

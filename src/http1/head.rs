@@ -205,6 +205,7 @@ pub fn parse_request(buf: &[u8], head: &mut RequestHead) -> Result<bool, HeadErr
     if request_line_len(buf) > MAX_REQUEST_LINE_BYTES {
         return Err(HeadError::UriTooLong);
     }
+    refuse_bare_line_feeds(&buf[..head_len])?;
     fill_request(buf, &request, head_len, head)?;
     Ok(true)
 }
@@ -234,6 +235,18 @@ fn request_syntax_error(buf: &[u8], error: httparse::Error) -> HeadError {
         httparse::Error::Token => "invalid method",
         _ => "malformed request line",
     })
+}
+
+/// Refuses a head with a line feed that is not part of a CRLF. `httparse` accepts a bare LF as
+/// a line end (RFC 9112 §2.2 allows, not requires, that); a proxy that did so would see a field
+/// boundary where a stricter server behind it sees a CR-less value, so confab refuses it, as it
+/// refuses a bare CR (which `httparse` already does).
+fn refuse_bare_line_feeds(head: &[u8]) -> Result<(), HeadError> {
+    let bare = memchr::memchr_iter(b'\n', head).any(|at| at == 0 || head[at - 1] != b'\r');
+    match bare {
+        true => Err(HeadError::Malformed("line feed without a carriage return")),
+        false => Ok(()),
+    }
 }
 
 fn request_line_len(buf: &[u8]) -> usize {
@@ -476,6 +489,7 @@ pub fn parse_response(
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(_) => return Err(HeadError::Malformed("malformed response head")),
     };
+    refuse_bare_line_feeds(&buf[..head_len])?;
     let (Some(status), Some(version)) = (response.code, response.version) else {
         return Err(HeadError::Malformed("incomplete status line"));
     };

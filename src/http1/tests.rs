@@ -258,3 +258,26 @@ fn chunk_headers_are_lowercase_hex() {
         assert_eq!(out, expected.as_bytes());
     }
 }
+
+#[test]
+fn bare_line_feeds_and_carriage_returns_are_refused_in_requests() {
+    let cases = [
+        "GET / HTTP/1.1\nHost: h\n\n",
+        "GET / HTTP/1.1\r\nHost: h\nX-Injected: v\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rX-Injected: v\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\n",
+    ];
+    for raw in cases {
+        let error = request(raw).expect_err(raw);
+        assert_eq!(error.status(), 400, "{raw:?}");
+    }
+}
+
+#[test]
+fn bare_line_feeds_are_refused_in_responses() {
+    let mut head = ResponseHead::default();
+    let raw = b"HTTP/1.1 200 OK\r\nX-A: a\nX-Injected: v\r\nContent-Length: 0\r\n\r\n";
+    assert!(parse_response(raw, false, &mut head).is_err());
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(parse_response(raw, false, &mut head), Ok(true));
+}

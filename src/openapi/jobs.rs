@@ -159,7 +159,7 @@ pub(super) mod operations {
             (status = 413, description = "The body is over 64 KiB",
                 body = ProblemDocument, content_type = "application/problem+json",
                 example = json!(problem(
-                    ProblemKind::PayloadTooLarge,
+                    ProblemKind::ContentTooLarge,
                     "a job submission holds at most 65536 bytes"
                 ))),
             (status = 503, description = "The queues are full (with `Retry-After`), jobs are \

@@ -14,6 +14,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use monoio::io::AsyncWriteRentExt;
+
 use crate::http1::chunked::{
     write_chunk_header, write_chunk_trailer, ChunkedDecoder, Decoded, LAST_CHUNK,
 };
@@ -29,6 +31,12 @@ use pool::{UpstreamConn, UpstreamPool};
 pub const MAX_COALESCED_BODY_BYTES: usize = 16 * 1024;
 /// A re-framed body is written out once this many bytes are pending.
 pub const REFRAME_FLUSH_BYTES: usize = 64 * 1024;
+/// How much of a chunked request body is read (and its framing and size checked) before the
+/// upstream is contacted: a chunked body up to this size that is malformed or over the body
+/// limit is refused with nothing sent upstream. A longer one is streamed, and a fault found
+/// later aborts the upstream connection before the body's last chunk, so the upstream never
+/// sees a complete request.
+pub const CHUNKED_READ_AHEAD_BYTES: usize = 64 * 1024;
 
 /// How the proxy treats every exchange of a worker.
 #[derive(Debug, Clone)]
@@ -36,6 +44,8 @@ pub struct ProxySettings {
     /// Longest wait for the response head after the request is sent, and between two reads of
     /// the response body.
     pub upstream_timeout: Duration,
+    /// Largest request body accepted; a chunked body is cut off with 413 past it.
+    pub max_body: u64,
 }
 
 /// How an exchange ended, for the access log and statistics.
@@ -72,8 +82,20 @@ enum Failure {
     },
     /// The client's chunked body was malformed.
     ClientBody,
-    /// The client went away or stalled while sending its body.
+    /// The client's chunked body grew past the body limit.
+    ClientBodyTooLarge,
+    /// The client sent its body slower than the minimum rate.
+    ClientTooSlow,
+    /// The client went away while sending its body.
     ClientGone,
+}
+
+/// The failure a client body read error means: too slow, or gone.
+fn client_read_failure(error: std::io::Error) -> Failure {
+    match error.kind() {
+        std::io::ErrorKind::TimedOut => Failure::ClientTooSlow,
+        _ => Failure::ClientGone,
+    }
 }
 
 /// Forwards the exchange whose head is in `conn.head`.
@@ -92,6 +114,11 @@ pub async fn forward(
     };
     render_request_head(buf, &conn.head, conn.peer, pool, &mut conn.out);
     conn.buf.consume(conn.head.head_len);
+    if info.framing == BodyFraming::Chunked {
+        if let Err(failure) = read_ahead_chunked(conn, info, settings.max_body).await {
+            return fail(conn, info, failure).await;
+        }
+    }
 
     let mut upstream = match pool.checkout().await {
         Ok(upstream) => upstream,
@@ -141,7 +168,7 @@ async fn exchange(
     info: RequestInfo,
     settings: &ProxySettings,
 ) -> Result<(), Failure> {
-    send_request(conn, upstream, info).await?;
+    send_request(conn, upstream, info, settings.max_body).await?;
     read_response_head(upstream, info.is_head, settings.upstream_timeout).await
 }
 
@@ -195,6 +222,7 @@ async fn send_request(
     conn: &mut ClientConn,
     upstream: &mut UpstreamConn,
     info: RequestInfo,
+    max_body: u64,
 ) -> Result<(), Failure> {
     let send_failed = |_| upstream_failure(ProblemKind::UpstreamReset, true, false);
     match info.framing {
@@ -215,8 +243,35 @@ async fn send_request(
             write_all_from(&mut upstream.stream, &mut conn.out)
                 .await
                 .map_err(send_failed)?;
-            continue_if_expected(conn, info, true).await?;
-            pump_chunked_request(conn, upstream).await
+            pump_chunked_request(conn, upstream, max_body).await
+        }
+    }
+}
+
+/// Reads a chunked body ahead, up to [`CHUNKED_READ_AHEAD_BYTES`] or its end, checking its
+/// framing and size before the upstream is contacted. Nothing is consumed: the bytes are
+/// decoded again as they are streamed.
+async fn read_ahead_chunked(
+    conn: &mut ClientConn,
+    info: RequestInfo,
+    max_body: u64,
+) -> Result<(), Failure> {
+    send_continue_if_expected(conn, info).await?;
+    let mut decoder = ChunkedDecoder::default();
+    let (mut scanned, mut data) = (0, 0u64);
+    loop {
+        let (used, found) = decoder
+            .decode(&conn.buf.data()[scanned..])
+            .map_err(|_| Failure::ClientBody)?;
+        scanned += used;
+        match found {
+            Decoded::Done => return Ok(()),
+            Decoded::Data(range) => data += range.len() as u64,
+            Decoded::NeedMore if scanned >= CHUNKED_READ_AHEAD_BYTES => return Ok(()),
+            Decoded::NeedMore => conn.read_body_bytes().await.map_err(client_read_failure)?,
+        }
+        if data > max_body {
+            return Err(Failure::ClientBodyTooLarge);
         }
     }
 }
@@ -233,6 +288,24 @@ fn coalesce_body(conn: &mut ClientConn, length: u64) -> u64 {
     length - available as u64
 }
 
+/// Tells a client that waits for `100 Continue` to send its body, before any of it was read
+/// (leaves `conn.out`, which holds the upstream head, alone).
+async fn send_continue_if_expected(
+    conn: &mut ClientConn,
+    info: RequestInfo,
+) -> Result<(), Failure> {
+    if !(info.expect_continue && conn.buf.is_empty()) {
+        return Ok(());
+    }
+    let (written, _) = conn.stream.write_all(CONTINUE).await;
+    written.map_err(|_| Failure::ClientGone)?;
+    conn.bytes_written += CONTINUE.len() as u64;
+    Ok(())
+}
+
+/// The interim response that asks a client to send its body.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Tells a client that waits for `100 Continue` to send its body.
 async fn continue_if_expected(
     conn: &mut ClientConn,
@@ -243,7 +316,7 @@ async fn continue_if_expected(
         return Ok(());
     }
     conn.out.clear();
-    conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    conn.out.extend_from_slice(CONTINUE);
     conn.write_out().await.map_err(|_| Failure::ClientGone)
 }
 
@@ -254,9 +327,7 @@ async fn pump_exact_request(
 ) -> Result<(), Failure> {
     while remaining > 0 {
         if conn.buf.is_empty() {
-            conn.read_body_bytes()
-                .await
-                .map_err(|_| Failure::ClientGone)?;
+            conn.read_body_bytes().await.map_err(client_read_failure)?;
         }
         let chunk = (conn.buf.len() as u64).min(remaining) as usize;
         conn.buf
@@ -268,16 +339,27 @@ async fn pump_exact_request(
     Ok(())
 }
 
+/// Streams a chunked body to the upstream, re-framed. A fault (bad framing, too large, too
+/// slow, gone) returns before the last chunk is written, and the caller drops the upstream
+/// connection: the upstream never sees a complete request.
 async fn pump_chunked_request(
     conn: &mut ClientConn,
     upstream: &mut UpstreamConn,
+    max_body: u64,
 ) -> Result<(), Failure> {
     let mut decoder = ChunkedDecoder::default();
+    let mut data = 0u64;
     conn.out.clear();
     loop {
         let (used, found) = decoder
             .decode(conn.buf.data())
             .map_err(|_| Failure::ClientBody)?;
+        if let Decoded::Data(range) = &found {
+            data += range.len() as u64;
+            if data > max_body {
+                return Err(Failure::ClientBodyTooLarge);
+            }
+        }
         reframe(&found, &conn.buf.data()[..used], true, &mut conn.out);
         conn.buf.consume(used);
         let need_more = found == Decoded::NeedMore;
@@ -290,9 +372,7 @@ async fn pump_chunked_request(
             return Ok(());
         }
         if need_more {
-            conn.read_body_bytes()
-                .await
-                .map_err(|_| Failure::ClientGone)?;
+            conn.read_body_bytes().await.map_err(client_read_failure)?;
         }
     }
 }
@@ -380,8 +460,31 @@ async fn fail(conn: &mut ClientConn, info: RequestInfo, failure: Failure) -> For
             body_complete,
             ..
         } => (upstream_problem(kind), body_complete, Some(kind)),
-        Failure::ClientBody => (
-            Problem::new(ProblemKind::BadRequest, "malformed chunked request body"),
+        Failure::ClientBody => {
+            conn.linger_on_close = true;
+            (
+                Problem::new(ProblemKind::BadRequest, "malformed chunked request body"),
+                false,
+                None,
+            )
+        }
+        Failure::ClientBodyTooLarge => {
+            conn.linger_on_close = true;
+            let detail = format!(
+                "the request body is larger than {} bytes",
+                conn.settings.max_body
+            );
+            (
+                Problem::new(ProblemKind::ContentTooLarge, detail),
+                false,
+                None,
+            )
+        }
+        Failure::ClientTooSlow => (
+            Problem::new(
+                ProblemKind::RequestTimeout,
+                "the request body arrived slower than the minimum rate",
+            ),
             false,
             None,
         ),

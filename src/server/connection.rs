@@ -3,12 +3,18 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 
 use super::io::{write_all_from, ReadBuf};
+use super::limits::{
+    BodyPace, ConnectionPermit, DRAIN_IDLE_READ, LINGERING_CLOSE_BYTES, LINGERING_CLOSE_TIME,
+    OVERLOAD_RETRY_AFTER_SECONDS,
+};
 use super::shutdown::WorkerState;
 use crate::http1::chunked::{ChunkedDecoder, Decoded};
 use crate::http1::{self, BodyFraming, HeadError, RequestHead, Version};
@@ -16,8 +22,6 @@ use crate::problem::{Problem, ProblemKind, PROBLEM_CONTENT_TYPE};
 
 /// Initial size of each connection's read buffer; it grows up to the head limit when needed.
 pub const CLIENT_READ_BUFFER_BYTES: usize = 16 * 1024;
-/// Longest time a client may take to send a whole request head once its first byte arrived.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body confab's own endpoints read; a larger one gets its response and the
 /// connection is closed instead of being read to the end.
 pub const OWN_ENDPOINT_MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -28,14 +32,49 @@ pub trait Site: 'static {
     /// the connection may carry another request.
     fn handle(&self, conn: &mut ClientConn) -> impl std::future::Future<Output = bool>;
 
+    /// Records a request the connection refused before handing it to [`Site::handle`] (a bad
+    /// or slow head, a body over the limit, an overloaded worker). When `refusal.head_parsed`
+    /// is true, `conn.head` describes the request and its head is still in `conn.buf`.
+    fn record_refusal(&self, _conn: &ClientConn, _refusal: Refusal) {}
+
     /// Called about once a second on the worker's thread, and once as the worker stops.
     fn tick(&self) {}
+}
+
+/// A request the connection answered itself, for the statistics.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    pub status: u16,
+    /// Whether the request head was parsed (so its method and path are known).
+    pub head_parsed: bool,
+    /// Bytes of the request that were read.
+    pub bytes_in: u64,
+    /// Bytes of the answer.
+    pub bytes_out: u64,
 }
 
 /// Per-connection settings shared by all connections of a worker.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
     pub idle_timeout: Duration,
+    /// Longest time to receive a whole request head.
+    pub header_timeout: Duration,
+    /// Largest request body accepted.
+    pub max_body: u64,
+    /// Slowest request body accepted, in bytes per second of waiting.
+    pub min_body_rate: u64,
+    /// Span of waiting over which the body rate is measured.
+    pub body_rate_window: Duration,
+    /// Most requests in flight on the worker.
+    pub max_inflight: usize,
+}
+
+/// Why a request head was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadRefusal {
+    Invalid(HeadError),
+    /// Part of a head arrived, but not all of it within the header timeout.
+    TooSlow,
 }
 
 /// A client connection and its reusable buffers.
@@ -51,18 +90,26 @@ pub struct ClientConn {
     /// Bytes read from and written to the client since the connection opened.
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// How fast the current request's body arrives.
+    pub pace: BodyPace,
+    /// Set when an error answer leaves unread request bytes behind: the connection then closes
+    /// with a lingering close (see [`LINGERING_CLOSE_TIME`]).
+    pub linger_on_close: bool,
     pub worker: Rc<WorkerState>,
     pub settings: Rc<ConnectionSettings>,
 }
 
 /// Serves one connection until the client leaves, keep-alive ends, or the worker drains.
+/// `permit` keeps the connection counted against the process-wide limit while it is open.
 pub async fn serve<S: Site>(
     stream: TcpStream,
     peer: SocketAddr,
     site: Rc<S>,
     worker: Rc<WorkerState>,
     settings: Rc<ConnectionSettings>,
+    permit: Option<ConnectionPermit>,
 ) {
+    let _permit = permit;
     let _open = worker.open_connection();
     let _ = stream.set_nodelay(true);
     let mut conn = ClientConn {
@@ -74,69 +121,125 @@ pub async fn serve<S: Site>(
         head_started: Instant::now(),
         bytes_read: 0,
         bytes_written: 0,
+        pace: BodyPace::new(settings.min_body_rate, settings.body_rate_window),
+        linger_on_close: false,
         worker,
         settings,
     };
-    let mut drain = conn.worker.drain_listener();
-    loop {
-        match conn.read_head(&mut drain).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(error) => {
-                conn.refuse_head(error).await;
-                return;
-            }
-        }
-        if !site.handle(&mut conn).await || conn.worker.is_draining() {
-            return;
-        }
+    conn.serve_requests(&*site).await;
+    if conn.linger_on_close {
+        conn.linger().await;
     }
 }
 
 impl ClientConn {
+    /// The request loop: read a head, apply the limits, let the site answer, repeat.
+    async fn serve_requests<S: Site>(&mut self, site: &S) {
+        let in_flight = Rc::clone(&self.worker.in_flight);
+        let mut drain = self.worker.drain_listener();
+        let mut first = true;
+        loop {
+            match self.read_head(&mut drain, first).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(refusal) => return self.refuse_head(site, refusal).await,
+            }
+            first = false;
+            let Some(_in_flight) = in_flight.begin(self.settings.max_inflight) else {
+                let detail = "this worker has too many requests in flight; retry shortly";
+                match self
+                    .refuse_request(site, ProblemKind::Overloaded, detail)
+                    .await
+                {
+                    true => continue,
+                    false => return,
+                }
+            };
+            if matches!(self.head.framing, BodyFraming::Length(n) if n > self.settings.max_body) {
+                let detail = format!(
+                    "the request body is larger than {} bytes",
+                    self.settings.max_body
+                );
+                self.refuse_request(site, ProblemKind::ContentTooLarge, &detail)
+                    .await;
+                return;
+            }
+            self.pace.restart();
+            // While draining, a response that still said keep-alive (it was sent before the
+            // signal) may have a next request on its way: the next read_head gives it a moment.
+            if !site.handle(self).await {
+                return;
+            }
+        }
+    }
+
     /// Reads until `self.head` holds a complete head. Returns `Ok(false)` when the connection
-    /// should close quietly: the client left, stayed idle too long, or the worker is draining
-    /// while no request is under way.
+    /// should close quietly: the client left, stayed idle too long (or, on a new connection,
+    /// sent nothing within the header timeout), or the worker is draining while no request is
+    /// under way.
     async fn read_head(
         &mut self,
         drain: &mut event_listener::EventListener,
-    ) -> Result<bool, HeadError> {
-        let mut head_deadline = None;
+        first: bool,
+    ) -> Result<bool, HeadRefusal> {
+        // A new connection must deliver its first head within the header timeout of opening;
+        // later requests get the idle timeout until their first byte, then the header timeout.
+        let mut head_deadline = first.then(|| Instant::now() + self.settings.header_timeout);
+        let mut first_byte_seen = !self.buf.is_empty();
         self.head_started = Instant::now();
         loop {
-            if !self.buf.is_empty() && http1::parse_request(self.buf.data(), &mut self.head)? {
-                return Ok(true);
+            if !self.buf.is_empty() {
+                let parsed = http1::parse_request(self.buf.data(), &mut self.head);
+                if parsed.map_err(HeadRefusal::Invalid)? {
+                    return Ok(true);
+                }
             }
             let read = if self.buf.is_empty() {
-                let deadline = Instant::now() + self.settings.idle_timeout;
-                self.read_idle(deadline, drain).await
+                let idle_deadline = Instant::now() + self.settings.idle_timeout;
+                self.read_idle(head_deadline.unwrap_or(idle_deadline), drain)
+                    .await
             } else {
-                let deadline =
-                    *head_deadline.get_or_insert_with(|| Instant::now() + HEADER_READ_TIMEOUT);
+                let deadline = *head_deadline
+                    .get_or_insert_with(|| Instant::now() + self.settings.header_timeout);
                 self.read_until(deadline).await
             };
-            if !matches!(read, Some(Ok(n)) if n > 0) {
-                return Ok(false);
+            match read {
+                Some(Ok(n)) if n > 0 => {}
+                // (A cancelled read may have taken the buffer with it: go by what was seen.)
+                None if first_byte_seen => return Err(HeadRefusal::TooSlow),
+                _ => return Ok(false),
             }
-            if head_deadline.is_none() {
+            if !first_byte_seen {
+                first_byte_seen = true;
                 self.head_started = Instant::now();
             }
         }
     }
 
-    /// Waits for the first byte of a request, giving up when draining starts.
+    /// Waits for the first byte of a request. When draining starts (or has started), a
+    /// request already on its way still gets [`DRAIN_IDLE_READ`] to arrive; the read is never
+    /// cancelled and restarted in between, so no byte it took can be lost.
     async fn read_idle(
         &mut self,
         deadline: Instant,
         drain: &mut event_listener::EventListener,
     ) -> Option<io::Result<usize>> {
-        if self.worker.is_draining() {
-            return None;
+        let draining = self.worker.is_draining();
+        let fill = monoio::time::timeout_at(deadline.into(), self.buf.fill(&mut self.stream));
+        let mut fill = pin!(fill);
+        let read = if draining {
+            monoio::time::timeout(DRAIN_IDLE_READ, &mut fill).await.ok()
+        } else {
+            monoio::select! {
+                read = &mut fill => Some(read),
+                _ = drain => monoio::time::timeout(DRAIN_IDLE_READ, &mut fill).await.ok(),
+            }
+        };
+        let read = read.and_then(Result::ok);
+        if let Some(Ok(n)) = read {
+            self.bytes_read += n as u64;
         }
-        monoio::select! {
-            read = self.read_until(deadline) => read,
-            _ = drain => None,
-        }
+        read
     }
 
     /// Reads more bytes, or `None` if `deadline` passes first.
@@ -156,29 +259,106 @@ impl ClientConn {
         write_all_from(&mut self.stream, &mut self.out).await
     }
 
-    /// Reads more body bytes, waiting at most the idle timeout. End of stream is an error: the
-    /// body was cut short.
+    /// Reads more body bytes at the pace the settings ask for (see [`BodyPace`]). End of
+    /// stream is `UnexpectedEof` (the body was cut short); a client too slow is `TimedOut`.
     pub async fn read_body_bytes(&mut self) -> io::Result<()> {
-        let deadline = Instant::now() + self.settings.idle_timeout;
-        match self.read_until(deadline).await {
-            Some(Ok(0)) => Err(io::ErrorKind::UnexpectedEof.into()),
-            Some(Ok(_)) => Ok(()),
-            Some(Err(error)) => Err(error),
-            None => Err(io::ErrorKind::TimedOut.into()),
+        let fill = self.buf.fill(&mut self.stream);
+        let mut fill = pin!(fill);
+        let mut window_started = Instant::now();
+        loop {
+            let budget = self.pace.budget();
+            match monoio::time::timeout(budget, &mut fill).await {
+                Ok(Ok(0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(Ok(n)) => {
+                    self.bytes_read += n as u64;
+                    return match self.pace.record(window_started.elapsed(), n as u64) {
+                        true => Ok(()),
+                        false => Err(io::ErrorKind::TimedOut.into()),
+                    };
+                }
+                Ok(Err(error)) => return Err(error),
+                // The window ended with the read still pending; it stays pending (cancelling
+                // it could lose bytes it took) while the client is fast enough.
+                Err(_) if self.pace.record(budget, 0) => window_started = Instant::now(),
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+            }
         }
     }
 
     /// Answers a head that could not be accepted, then the connection closes.
-    async fn refuse_head(&mut self, error: HeadError) {
-        let kind = match error.status() {
-            414 => ProblemKind::UriTooLong,
-            431 => ProblemKind::RequestHeadTooLarge,
-            _ => ProblemKind::BadRequest,
+    async fn refuse_head<S: Site>(&mut self, site: &S, refusal: HeadRefusal) {
+        let problem = match refusal {
+            HeadRefusal::Invalid(error) => {
+                let kind = match error.status() {
+                    414 => ProblemKind::UriTooLong,
+                    431 => ProblemKind::RequestHeadTooLarge,
+                    _ => ProblemKind::BadRequest,
+                };
+                Problem::new(kind, error.to_string())
+            }
+            HeadRefusal::TooSlow => Problem::new(
+                ProblemKind::RequestTimeout,
+                "the request head did not arrive within the header timeout",
+            ),
         };
+        // The head may hold the previous request's figures, or a partial parse of this one.
         self.head.version = Version::Http11;
         self.head.keep_alive = false;
-        let problem = Problem::new(kind, error.to_string());
+        self.head.is_head = false;
+        let bytes_in = self.buf.len() as u64;
+        let written_before = self.bytes_written;
         let _ = self.send_problem(&problem, false).await;
+        let refusal_figures = Refusal {
+            status: problem.status(),
+            head_parsed: false,
+            bytes_in,
+            bytes_out: self.bytes_written - written_before,
+        };
+        site.record_refusal(self, refusal_figures);
+        // A slow client would only make a lingering close last; anything else may still be
+        // sending the rest of what was refused.
+        self.linger_on_close = refusal != HeadRefusal::TooSlow;
+    }
+
+    /// Answers a parsed request with a problem of `kind` without handing it to the site.
+    /// Returns whether the connection stays open (only when the request has no body to skip).
+    async fn refuse_request<S: Site>(&mut self, site: &S, kind: ProblemKind, detail: &str) -> bool {
+        let bodiless = self.head.has_no_body();
+        let keep_alive = kind == ProblemKind::Overloaded && bodiless;
+        let written_before = self.bytes_written;
+        let mut problem = Problem::new(kind, detail);
+        if kind == ProblemKind::Overloaded {
+            problem = problem.with_retry_after(OVERLOAD_RETRY_AFTER_SECONDS);
+        }
+        let kept = self.send_problem(&problem, keep_alive).await;
+        let refusal = Refusal {
+            status: problem.status(),
+            head_parsed: true,
+            bytes_in: self.head.head_len as u64,
+            bytes_out: self.bytes_written - written_before,
+        };
+        site.record_refusal(self, refusal);
+        self.buf.consume(self.head.head_len);
+        self.linger_on_close = !kept && !bodiless;
+        kept
+    }
+
+    /// Closes the sending side, then reads and discards what the client still sends, for at
+    /// most [`LINGERING_CLOSE_TIME`] and [`LINGERING_CLOSE_BYTES`], so that the answer already
+    /// sent is not destroyed by a reset on close.
+    async fn linger(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGERING_CLOSE_TIME;
+        let mut discarded = 0;
+        while discarded < LINGERING_CLOSE_BYTES {
+            self.buf.consume(self.buf.len());
+            match self.read_until(deadline).await {
+                Some(Ok(n)) if n > 0 => discarded += n as u64,
+                _ => return,
+            }
+        }
     }
 
     /// Whether the response being written may leave the connection open.
@@ -252,13 +432,20 @@ impl ClientConn {
             BodyFraming::Length(length) if length <= OWN_ENDPOINT_MAX_BODY_BYTES => {
                 self.read_exact_into(length, &mut body).await
             }
-            BodyFraming::Length(_) => return OwnBody::TooLarge,
+            BodyFraming::Length(_) => Err(io::ErrorKind::FileTooLarge.into()),
             BodyFraming::Chunked => self.read_chunked_into(&mut body).await,
         };
         match read {
             Ok(()) => OwnBody::Complete(body),
-            Err(error) if error.kind() == io::ErrorKind::FileTooLarge => OwnBody::TooLarge,
-            Err(_) => OwnBody::Broken,
+            Err(error) => {
+                // The rest of the body may still be on its way: read it off before closing.
+                self.linger_on_close = true;
+                if error.kind() == io::ErrorKind::FileTooLarge {
+                    OwnBody::TooLarge
+                } else {
+                    OwnBody::Broken
+                }
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod connection;
 pub mod io;
+pub mod limits;
 pub mod shutdown;
 mod site;
 
@@ -31,6 +32,7 @@ use crate::proxy::upstream::{UpstreamError, UpstreamTarget};
 use crate::serial::{SerialContext, SerialQueue};
 use crate::stats::{Stats, StatsConfig, PUBLISH_INTERVAL};
 use connection::{ConnectionSettings, Site};
+use limits::{ConnectionLimit, DRAIN_ACCEPT_WAIT};
 use shutdown::{ShutdownSignal, WorkerState};
 pub use site::ProxySite;
 
@@ -221,6 +223,8 @@ pub struct SiteSettings {
     pub upstream_timeout: Duration,
     pub access_log: bool,
     pub record_stats: bool,
+    /// Largest request body accepted (a chunked body is cut off past it).
+    pub max_body: u64,
     pub api: ApiContext,
 }
 
@@ -232,6 +236,7 @@ impl SiteSettings {
             upstream_timeout: config.upstream_timeout,
             access_log: config.access_log,
             record_stats: config.record_stats,
+            max_body: config.max_body,
             api,
         }
     }
@@ -291,9 +296,15 @@ impl Workers {
         let settings = WorkerSettings {
             connection: ConnectionSettings {
                 idle_timeout: config.idle_timeout,
+                header_timeout: config.header_timeout,
+                max_body: config.max_body,
+                min_body_rate: config.min_body_rate,
+                body_rate_window: config.body_rate_window,
+                max_inflight: config.max_inflight_per_core,
             },
             grace: config.shutdown_grace,
         };
+        let connection_limit = ConnectionLimit::new(config.max_connections);
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(listeners.len());
         for (index, listener) in listeners.into_iter().enumerate() {
@@ -302,6 +313,7 @@ impl Workers {
                 signal: Arc::clone(&signal),
                 make_site: Arc::clone(&make_site),
                 settings: settings.clone(),
+                connection_limit: Arc::clone(&connection_limit),
                 ready: ready_tx.clone(),
             };
             let thread = std::thread::Builder::new()
@@ -382,6 +394,8 @@ struct WorkerStart<F> {
     signal: Arc<ShutdownSignal>,
     make_site: Arc<F>,
     settings: WorkerSettings,
+    /// The process-wide count of open client connections.
+    connection_limit: Arc<ConnectionLimit>,
     ready: mpsc::Sender<std::io::Result<()>>,
 }
 
@@ -404,15 +418,20 @@ impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
         };
         let site = Rc::new((self.make_site)());
         let state = Rc::new(WorkerState::default());
-        let settings = Rc::new(self.settings.connection);
+        let acceptor = Acceptor {
+            site: Rc::clone(&site),
+            state: Rc::clone(&state),
+            settings: Rc::new(self.settings.connection),
+            limit: self.connection_limit,
+        };
         let _ = self.ready.send(Ok(()));
         monoio::spawn(tick_forever(Rc::clone(&site)));
         monoio::select! {
-            _ = accept_loop(&listener, &site, &state, &settings) => {}
+            _ = acceptor.accept_loop(&listener) => {}
             _ = self.signal.triggered() => {}
         }
+        acceptor.take_queued(&listener).await;
         drop(listener);
-        state.start_draining();
         let drained = monoio::time::timeout(self.settings.grace, state.all_closed()).await;
         if drained.is_err() {
             tracing::warn!(
@@ -432,28 +451,55 @@ async fn tick_forever<S: Site>(site: Rc<S>) {
     }
 }
 
-async fn accept_loop<S: Site>(
-    listener: &monoio::net::TcpListener,
-    site: &Rc<S>,
-    state: &Rc<WorkerState>,
-    settings: &Rc<ConnectionSettings>,
-) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let connection = connection::serve(
-                    stream,
-                    peer,
-                    Rc::clone(site),
-                    Rc::clone(state),
-                    Rc::clone(settings),
-                );
-                monoio::spawn(connection);
+/// What a worker's accept loop hands each new connection.
+struct Acceptor<S> {
+    site: Rc<S>,
+    state: Rc<WorkerState>,
+    settings: Rc<ConnectionSettings>,
+    limit: Arc<ConnectionLimit>,
+}
+
+impl<S: Site> Acceptor<S> {
+    async fn accept_loop(&self, listener: &monoio::net::TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => self.start(stream, peer),
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    monoio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
             }
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                monoio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            }
+        }
+    }
+
+    /// Serves a new connection, or closes it at once when the process-wide connection limit is
+    /// reached (the connections already open keep their service).
+    fn start(&self, stream: monoio::net::TcpStream, peer: SocketAddr) {
+        let Some(permit) = self.limit.try_acquire() else {
+            tracing::debug!(%peer, "connection limit reached; closing a new connection");
+            return;
+        };
+        let connection = connection::serve(
+            stream,
+            peer,
+            Rc::clone(&self.site),
+            Rc::clone(&self.state),
+            Rc::clone(&self.settings),
+            Some(permit),
+        );
+        monoio::spawn(connection);
+    }
+
+    /// Once the worker stops accepting, takes the connections that already completed their
+    /// handshake and wait in the listener's queue (closing the listener would reset them, and
+    /// their clients may already have sent a request). They are served as draining connections.
+    async fn take_queued(&self, listener: &monoio::net::TcpListener) {
+        self.state.start_draining();
+        let deadline = std::time::Instant::now() + DRAIN_ACCEPT_WAIT;
+        while let Ok(Ok((stream, peer))) =
+            monoio::time::timeout_at(deadline.into(), listener.accept()).await
+        {
+            self.start(stream, peer);
         }
     }
 }

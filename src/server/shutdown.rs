@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use event_listener::{Event, Listener};
 
+use super::limits::InFlight;
+
 /// The process-wide request to stop.
 #[derive(Debug, Default)]
 pub struct ShutdownSignal {
@@ -62,6 +64,8 @@ pub struct WorkerState {
     drain: Event,
     open_connections: Cell<usize>,
     all_closed: Event,
+    /// Requests being handled on this worker (see [`InFlight`]).
+    pub in_flight: Rc<InFlight>,
 }
 
 impl WorkerState {

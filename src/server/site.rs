@@ -4,7 +4,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::connection::{ClientConn, OwnBody, Site};
+use super::connection::{ClientConn, OwnBody, Refusal, Site};
 use super::SiteSettings;
 use crate::api::{self, ApiContext, OwnRequest};
 use crate::http1::Target;
@@ -30,6 +30,7 @@ impl ProxySite {
             pool: UpstreamPool::new(Rc::new(settings.target.clone()), settings.connect_timeout),
             proxy: ProxySettings {
                 upstream_timeout: settings.upstream_timeout,
+                max_body: settings.max_body,
             },
             api: settings.api.clone(),
             recorder: WorkerRecorder::new(settings.api.stats.clone()),
@@ -132,6 +133,41 @@ impl Site for ProxySite {
             entry.log(status, started);
         }
         keep_alive
+    }
+
+    /// Records a refused request where it was headed: under its proxied route, or (for an own
+    /// endpoint, or a head too broken to route) under the own endpoints' `other`.
+    fn record_refusal(&self, conn: &ClientConn, refusal: Refusal) {
+        if !self.record_stats {
+            return;
+        }
+        let buf = conn.buf.data();
+        let method = match refusal.head_parsed {
+            true => method_index(conn.head.method.of(buf)),
+            false => method_index(b""),
+        };
+        let sample = Sample {
+            method,
+            status: refusal.status,
+            micros: conn.head_started.elapsed().as_micros() as u64,
+            bytes_in: refusal.bytes_in,
+            bytes_out: refusal.bytes_out,
+        };
+        // Before the head parsed, its spans are stale: they must not be read.
+        let proxied_path = refusal
+            .head_parsed
+            .then(|| conn.head.path.of(buf))
+            .filter(|path| {
+                conn.head.target_form == Target::Asterisk
+                    || routing::route(path) == Ok(Route::Proxy)
+            });
+        match proxied_path {
+            Some(path) => {
+                self.recorder
+                    .record_proxy(RouteKey::of_path(path).as_bytes(), sample, None)
+            }
+            None => self.recorder.record_api(crate::stats::OTHER_ROUTE, sample),
+        }
     }
 
     fn tick(&self) {

@@ -61,6 +61,11 @@ impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
             .unwrap_or_else(|err| panic!("connect to {addr}: {err}"));
+        Client::from_stream(stream)
+    }
+
+    /// A client on an already connected socket, given the client timeouts.
+    pub fn from_stream(stream: TcpStream) -> Self {
         stream
             .set_read_timeout(Some(IO_TIMEOUT))
             .expect("set client read timeout");

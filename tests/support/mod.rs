@@ -110,6 +110,14 @@ impl Proxy {
         &self.upstream_url
     }
 
+    /// The signal that starts the server's drain (without waiting for it, unlike `shutdown`).
+    pub fn shutdown_signal(&self) -> std::sync::Arc<confab::server::shutdown::ShutdownSignal> {
+        self.server
+            .as_ref()
+            .expect("a running server")
+            .shutdown_signal()
+    }
+
     /// Shuts the server down gracefully and reports how that went.
     pub fn shutdown(mut self) -> io::Result<()> {
         match self.server.take() {

@@ -87,17 +87,22 @@ impl Served {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        self.signal("-TERM");
         let status = self.wait();
         assert!(status.success(), "confab exits 0 after SIGTERM: {status:?}");
     }
 
+    /// Sends `signal` (like `-TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Waits (within [`PROCESS_DEADLINE`]) for the process to end.
-    fn wait(&mut self) -> ExitStatus {
+    pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PROCESS_DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().expect("poll confab") {

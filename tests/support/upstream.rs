@@ -1,7 +1,8 @@
 //! Fake upstream servers on plain std threads and `std::net::TcpListener` (port 0): an echo
 //! server that dumps what it received, canned responders, and misbehaving servers (refusing,
 //! resetting, never answering, slow, dying mid-body, closing after each response, answering
-//! garbage). Each records every request it read and counts connections and requests; dropping
+//! garbage, and [`Upstream::faulty`], which picks a fault by path: stalling, trickling,
+//! truncating, a malformed status line, both Content-Length and Transfer-Encoding). Each records every request it read and counts connections and requests; dropping
 //! it stops the acceptor, shuts every open connection and joins every thread.
 
 use std::collections::HashMap;
@@ -218,6 +219,15 @@ impl Upstream {
         })
     }
 
+    /// Misbehaves as the request path says (see [`FAULTS`]); any other path gets `200 fresh`
+    /// on a keep-alive connection. `pause` paces the trickling faults.
+    pub fn faulty(pause: Duration) -> Self {
+        Upstream::start(move |request, stream| {
+            let fault = request.target.strip_prefix("/fault/").unwrap_or("");
+            answer_fault(fault, pause, stream)
+        })
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -400,6 +410,94 @@ pub fn echo_json(request: &Received) -> serde_json::Value {
         "body": wire::lossy(&request.body),
         "body_len": request.body.len(),
     })
+}
+
+/// The faults [`Upstream::faulty`] knows, by the path segment after `/fault/`.
+pub const FAULTS: [&str; 12] = [
+    "reset",
+    "blackhole",
+    "stall",
+    "trickle-head",
+    "trickle-body",
+    "truncate",
+    "truncate-chunked",
+    "status-line",
+    "cl-te",
+    "garbage",
+    "bare-lf-header",
+    "cr-in-header",
+];
+
+/// The body `trickle-body` sends, one byte per pause.
+pub const TRICKLED_BODY: &[u8] = b"trickled";
+
+fn answer_fault(fault: &str, pause: Duration, stream: &mut TcpStream) -> After {
+    let written = match fault {
+        "reset" => return After::Reset,
+        "blackhole" => return After::Hold,
+        "stall" => {
+            let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+            let _ = write_all(stream, &[head, b"partial"]);
+            return After::Hold;
+        }
+        "trickle-head" => trickle(
+            stream,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            pause,
+        ),
+        "trickle-body" => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                TRICKLED_BODY.len()
+            );
+            write_all(stream, &[head.as_bytes()])
+                .and_then(|()| trickle(stream, TRICKLED_BODY, pause))
+        }
+        "truncate" => {
+            let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+            let _ = write_all(stream, &[head, &[b't'; 100]]);
+            return After::Close;
+        }
+        "truncate-chunked" => {
+            let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+            let _ = write_all(stream, &[head]);
+            return After::Close;
+        }
+        "status-line" => write_all(stream, &[b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok"]),
+        "cl-te" => write_all(
+            stream,
+            &[
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+                0\r\n\r\n",
+            ],
+        ),
+        "garbage" => write_all(stream, &[b"THIS IS NOT HTTP AT ALL\r\n\r\n"]),
+        "bare-lf-header" => write_all(
+            stream,
+            &[b"HTTP/1.1 200 OK\r\nX-A: a\nX-Injected: b\r\nContent-Length: 2\r\n\r\nok"],
+        ),
+        "cr-in-header" => write_all(
+            stream,
+            &[b"HTTP/1.1 200 OK\r\nX-A: a\rX-Injected: b\r\nContent-Length: 2\r\n\r\nok"],
+        ),
+        _ => write_all(
+            stream,
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"],
+        ),
+    };
+    match written {
+        Ok(()) => After::KeepAlive,
+        Err(_) => After::Close,
+    }
+}
+
+/// Writes `bytes` one at a time, `pause` apart.
+fn trickle(stream: &mut TcpStream, bytes: &[u8], pause: Duration) -> io::Result<()> {
+    for byte in bytes {
+        write_all(stream, &[std::slice::from_ref(byte)])?;
+        thread::sleep(pause);
+    }
+    Ok(())
 }
 
 /// Writes each part in turn.

@@ -1,0 +1,234 @@
+//! Draining the real binary under load: concurrent keep-alive clients run requests through
+//! `confab serve` when it receives SIGTERM. Every request written before the signal is
+//! answered in full; responses sent while draining carry `Connection: close`; new connections
+//! are refused while a slow request still finishes; the statistics of every answered request
+//! are flushed to the store (a restart on the same state folder counts them all); and the
+//! process exits 0.
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::process::Served;
+use support::stats::{proxied, stats};
+use support::upstream::write_all;
+use support::{get, After, Client, Proxy, Upstream};
+
+/// Concurrent keep-alive clients.
+const CLIENTS: usize = 8;
+/// How long the upstream takes over each ordinary request, so that some are always in flight.
+const UPSTREAM_DELAY: Duration = Duration::from_millis(15);
+/// How long the upstream holds `/slow`, the request that is still running while the test
+/// checks that new connections are refused.
+const SLOW_DELAY: Duration = Duration::from_millis(1500);
+/// Responses the clients collect before the signal.
+const BEFORE_SIGNAL: usize = 200;
+/// How long the test waits for anything it waits for.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// One request as a client saw it.
+#[derive(Debug)]
+struct Outcome {
+    /// When the request had been written completely.
+    written: Instant,
+    /// The response, with whether it said `Connection: close`; or what went wrong.
+    result: Result<bool, String>,
+}
+
+/// An upstream that answers `/slow` after [`SLOW_DELAY`] (signalling when it arrives) and
+/// everything else after [`UPSTREAM_DELAY`].
+fn delaying_upstream(slow_arrived: mpsc::Sender<()>) -> Upstream {
+    let slow_arrived = Mutex::new(slow_arrived);
+    Upstream::start(move |request, stream| {
+        let delay = if request.target == "/slow" {
+            let _ = slow_arrived.lock().map(|sender| sender.send(()));
+            SLOW_DELAY
+        } else {
+            UPSTREAM_DELAY
+        };
+        thread::sleep(delay);
+        let body = format!("served {}", request.target);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        match write_all(stream, &[head.as_bytes(), body.as_bytes()]) {
+            Ok(()) => After::KeepAlive,
+            Err(_) => After::Close,
+        }
+    })
+}
+
+/// A client loop: requests on a keep-alive connection, reconnecting when the server closes,
+/// until `stop` or until a reconnect is refused.
+fn run_client(
+    addr: SocketAddr,
+    id: usize,
+    stop: &AtomicBool,
+    answered: &AtomicUsize,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let mut client: Option<Client> = None;
+    for n in 0.. {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let connection = match client.as_mut() {
+            Some(connection) => connection,
+            None => match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                Ok(stream) => client.insert(Client::from_stream(stream)),
+                Err(_) => break,
+            },
+        };
+        if connection
+            .try_send(&get(&format!("/load/{id}/{n}")))
+            .is_err()
+        {
+            client = None;
+            continue;
+        }
+        let written = Instant::now();
+        let result = match connection.try_response(false) {
+            Ok(response) if response.status == 200 => {
+                answered.fetch_add(1, Ordering::SeqCst);
+                Ok(response.says_close())
+            }
+            Ok(response) => Err(format!("status {}: {}", response.status, response.text())),
+            Err(error) => Err(error.to_string()),
+        };
+        if !matches!(result, Ok(false)) {
+            client = None;
+        }
+        outcomes.push(Outcome { written, result });
+    }
+    outcomes
+}
+
+#[test]
+fn sigterm_under_load_answers_every_started_request_and_flushes_the_statistics() {
+    let (slow_tx, slow_rx) = mpsc::channel();
+    let upstream = delaying_upstream(slow_tx);
+    let state = tempfile::tempdir().expect("state dir");
+    let data = support::shared_dataset();
+    let upstream_url = upstream.url();
+    let data = data.to_str().expect("a UTF-8 dataset path");
+    let args = [
+        "--upstream",
+        &upstream_url,
+        "--stats-flush-interval",
+        "1h",
+        "--shutdown-grace",
+        "10s",
+        "--data",
+        data,
+    ];
+    let mut served = Served::start(state.path(), &args);
+    let addr = served.addr;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|id| {
+            let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
+            thread::spawn(move || run_client(addr, id, &stop, &answered))
+        })
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    while answered.load(Ordering::SeqCst) < BEFORE_SIGNAL {
+        assert!(Instant::now() < deadline, "the load did not get going");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let mut slow = Client::connect(addr);
+    slow.send(&get("/slow"));
+    slow_rx
+        .recv_timeout(DEADLINE)
+        .expect("/slow reached the upstream");
+
+    let signalled = Instant::now();
+    served.signal("-TERM");
+    // While /slow is still running, the listener is gone: new connections are refused.
+    let refused_deadline = Instant::now() + DEADLINE;
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < refused_deadline,
+            "still accepting after SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let slow_response = slow.response();
+    assert_eq!(slow_response.text(), "served /slow");
+    assert!(slow_response.says_close(), "{:?}", slow_response.headers);
+    assert!(
+        signalled.elapsed() < SLOW_DELAY + Duration::from_secs(5),
+        "the in-flight request was held up"
+    );
+    let status = served.wait();
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+
+    let outcomes: Vec<Outcome> = clients
+        .into_iter()
+        .flat_map(|client| client.join().expect("client thread panicked"))
+        .collect();
+    let started_before: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|outcome| outcome.written < signalled)
+        .collect();
+    let failed: Vec<&&Outcome> = started_before
+        .iter()
+        .filter(|outcome| outcome.result.is_err())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests written before SIGTERM were not answered: {failed:#?}",
+        failed.len(),
+        started_before.len()
+    );
+    let closing = outcomes
+        .iter()
+        .filter(|outcome| outcome.result == Ok(true))
+        .count();
+    assert!(
+        closing > 0,
+        "no response while draining said Connection: close"
+    );
+
+    // Every answered request was counted and flushed by the shutdown.
+    let answered = outcomes
+        .iter()
+        .filter(|outcome| outcome.result.is_ok())
+        .count()
+        + 1;
+    let mut restarted = Served::start(state.path(), &args);
+    let document = stats(restarted.addr);
+    assert_eq!(
+        proxied(&document),
+        answered as u64,
+        "proxied requests counted after the restart"
+    );
+    restarted.signal("-TERM");
+    assert!(restarted.wait().success());
+}
+
+#[test]
+fn request_arriving_on_an_idle_connection_as_draining_starts_is_answered() {
+    let upstream = Upstream::echo();
+    let proxy = Proxy::to(&upstream);
+    let mut client = proxy.client();
+    let first = client.exchange(&get("/first"));
+    assert!(!first.says_close(), "kept alive before the drain");
+
+    // The connection is idle between requests when the drain starts; a request already on its
+    // way (here: one that takes 50 ms to arrive) is still served, and the connection closes.
+    proxy.shutdown_signal().trigger();
+    thread::sleep(Duration::from_millis(50));
+    let second = client.exchange(&get("/second"));
+    assert_eq!(second.json()["target"], "/second");
+    assert!(second.says_close(), "{:?}", second.headers);
+    client.assert_closed();
+}
