@@ -53,10 +53,18 @@ pub struct ServeArgs {
     /// Worker threads, each with its own listener and upstream pool [default: the cores available].
     #[arg(long, env = "CONFAB_THREADS", default_value_t = config::default_threads(), hide_default_value = true)]
     pub threads: usize,
-    /// Upstream base URL, like http://host:port [default: the built-in mock upstream, started on a free loopback port].
+    /// Upstream base URL, like http://host:port or https://host[:port][/base] [default: the built-in mock upstream, started on a free loopback port].
+    ///
+    /// An https:// upstream's certificate is verified against the system's root certificates
+    /// (SSL_CERT_FILE and SSL_CERT_DIR are honoured) and --upstream-ca; it cannot be turned off.
     #[arg(long, env = "CONFAB_UPSTREAM")]
     pub upstream: Option<String>,
-    /// Longest wait for a connection to the upstream.
+    /// PEM file of CA certificates to trust for an https:// upstream, in addition to the system's roots.
+    ///
+    /// Startup fails if the file cannot be read or holds no usable certificate.
+    #[arg(long, env = "CONFAB_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Longest wait for a connection to the upstream, TLS handshake included.
     #[arg(long, env = "CONFAB_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
     /// Longest wait for the upstream's response headers (and between two reads of its body).
@@ -100,6 +108,7 @@ impl ServeArgs {
             listen: self.listen,
             threads: self.threads,
             upstream: self.upstream,
+            upstream_ca: self.upstream_ca,
             connect_timeout: self.connect_timeout,
             upstream_timeout: self.upstream_timeout,
             idle_timeout: self.idle_timeout,

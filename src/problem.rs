@@ -31,11 +31,13 @@ pub enum ProblemKind {
     UpstreamConnectTimeout,
     UpstreamTimeout,
     ShuttingDown,
+    UpstreamCertificateUntrusted,
+    UpstreamTlsFailed,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order (for API descriptions that list the codes).
-    pub const ALL: [ProblemKind; 16] = [
+    pub const ALL: [ProblemKind; 18] = [
         ProblemKind::BadRequest,
         ProblemKind::AmbiguousPath,
         ProblemKind::NotFound,
@@ -52,6 +54,8 @@ impl ProblemKind {
         ProblemKind::UpstreamConnectTimeout,
         ProblemKind::UpstreamTimeout,
         ProblemKind::ShuttingDown,
+        ProblemKind::UpstreamCertificateUntrusted,
+        ProblemKind::UpstreamTlsFailed,
     ];
 
     /// The full problem `type` URI of this kind.
@@ -78,6 +82,8 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "upstream-connect-timeout",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::ShuttingDown => "shutting-down",
+            ProblemKind::UpstreamCertificateUntrusted => "upstream-certificate-untrusted",
+            ProblemKind::UpstreamTlsFailed => "upstream-tls-failed",
         }
     }
 
@@ -94,7 +100,9 @@ impl ProblemKind {
             ProblemKind::UpstreamRefused
             | ProblemKind::UpstreamUnreachable
             | ProblemKind::UpstreamReset
-            | ProblemKind::UpstreamMalformed => 502,
+            | ProblemKind::UpstreamMalformed
+            | ProblemKind::UpstreamCertificateUntrusted
+            | ProblemKind::UpstreamTlsFailed => 502,
             ProblemKind::ShuttingDown | ProblemKind::Unavailable => 503,
             ProblemKind::UpstreamConnectTimeout | ProblemKind::UpstreamTimeout => 504,
         }
@@ -119,6 +127,8 @@ impl ProblemKind {
             ProblemKind::UpstreamConnectTimeout => "Upstream connect timeout",
             ProblemKind::UpstreamTimeout => "Upstream response timeout",
             ProblemKind::ShuttingDown => "Shutting down",
+            ProblemKind::UpstreamCertificateUntrusted => "Upstream certificate not trusted",
+            ProblemKind::UpstreamTlsFailed => "TLS handshake with the upstream failed",
         }
     }
 }
@@ -270,6 +280,8 @@ mod tests {
             ProblemKind::UpstreamConnectTimeout => 13,
             ProblemKind::UpstreamTimeout => 14,
             ProblemKind::ShuttingDown => 15,
+            ProblemKind::UpstreamCertificateUntrusted => 16,
+            ProblemKind::UpstreamTlsFailed => 17,
         };
         for (index, kind) in ProblemKind::ALL.into_iter().enumerate() {
             assert_eq!(position(kind), index, "{kind:?}");

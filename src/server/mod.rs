@@ -24,7 +24,8 @@ use crate::api::ApiContext;
 use crate::config::{Driver, ServeConfig};
 use crate::conversations::ConversationIndex;
 use crate::mock::{MockServer, MockSite};
-use crate::proxy::upstream::{UpstreamError, UpstreamTarget};
+use crate::proxy::tls::{self, TlsSetupError};
+use crate::proxy::upstream::{Scheme, UpstreamError, UpstreamTarget};
 use crate::serial::{SerialContext, SerialQueue};
 use crate::stats::{Stats, StatsConfig, PUBLISH_INTERVAL};
 use connection::{ConnectionSettings, Site};
@@ -48,6 +49,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     #[error("the io_uring driver was requested but this kernel does not offer it")]
     NoIoUring,
     #[error("worker thread could not start: {0}")]
@@ -115,6 +118,7 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         }
     };
     let target = UpstreamTarget::resolve(&upstream_url)?;
+    let tls = upstream_tls(&config, &target)?;
     let serial = SerialQueue::start(SerialContext {
         state_dir: Some(config.state_dir.clone()),
         ..SerialContext::default()
@@ -136,7 +140,7 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         admin_token: config.admin_token.clone(),
         conversations: Arc::new(conversations),
     };
-    let settings = SiteSettings::from_config(&config, target, api);
+    let settings = SiteSettings::from_config(&config, target, tls, api);
     let workers = Workers::spawn("confab-worker", &config, driver, move || {
         ProxySite::new(&settings)
     })?;
@@ -166,6 +170,32 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
     })
 }
 
+/// The TLS client configuration of an `https://` upstream, built once and shared by every
+/// worker's pool. A configured `--upstream-ca` is checked even for an `http://` upstream, so a
+/// broken file never goes unnoticed.
+fn upstream_tls(
+    config: &ServeConfig,
+    target: &UpstreamTarget,
+) -> Result<Option<Arc<rustls::ClientConfig>>, StartError> {
+    let extra_ca = config.upstream_ca.as_deref();
+    if target.scheme == Scheme::Http {
+        if let Some(path) = extra_ca {
+            tls::add_ca_file(&mut rustls::RootCertStore::empty(), path)?;
+            tracing::warn!(file = %path.display(), "--upstream-ca has no effect: the upstream is http://");
+        }
+        return Ok(None);
+    }
+    let roots = tls::system_roots();
+    let system_roots = roots.len();
+    let client = tls::client_config(roots, extra_ca)?;
+    tracing::info!(
+        system_roots,
+        upstream_ca = %extra_ca.map_or("none".into(), |path| path.display().to_string()),
+        "verifying the upstream's certificate"
+    );
+    Ok(Some(client))
+}
+
 /// Loads the conversation index from `--data`, or from a small dataset generated (once) in the
 /// state folder when no data is configured.
 fn load_conversations(config: &ServeConfig) -> Result<ConversationIndex, StartError> {
@@ -187,6 +217,8 @@ fn load_conversations(config: &ServeConfig) -> Result<ConversationIndex, StartEr
 #[derive(Clone)]
 pub struct SiteSettings {
     pub target: UpstreamTarget,
+    /// The TLS client configuration of an `https://` upstream.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub access_log: bool,
@@ -195,9 +227,15 @@ pub struct SiteSettings {
 }
 
 impl SiteSettings {
-    fn from_config(config: &ServeConfig, target: UpstreamTarget, api: ApiContext) -> SiteSettings {
+    fn from_config(
+        config: &ServeConfig,
+        target: UpstreamTarget,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        api: ApiContext,
+    ) -> SiteSettings {
         SiteSettings {
             target,
+            tls,
             connect_timeout: config.connect_timeout,
             upstream_timeout: config.upstream_timeout,
             access_log: config.access_log,
