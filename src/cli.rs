@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the proxy and confab's own endpoints (what `confab` alone does).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve only the built-in mock upstream (for load tests).
     MockUpstream(MockArgs),
     /// Write a synthetic conversations dataset (normalized Parquet layout).
@@ -53,15 +53,10 @@ pub struct ServeArgs {
     /// Worker threads, each with its own listener and upstream pool [default: the cores available].
     #[arg(long, env = "CONFAB_THREADS", default_value_t = config::default_threads(), hide_default_value = true)]
     pub threads: usize,
-    /// Upstream base URL, like http://host:port or https://host[:port][/base] [default: the built-in mock upstream, started on a free loopback port].
-    ///
-    /// An https:// upstream's certificate is verified against the system's root certificates
-    /// (SSL_CERT_FILE and SSL_CERT_DIR are honoured) and --upstream-ca; it cannot be turned off.
+    /// Upstream base URL, like http://host:port or https://host[/base]; an https upstream's certificate is always verified, against the system's roots (SSL_CERT_FILE and SSL_CERT_DIR are honoured) and the private CA file, if one is given [default: the built-in mock upstream, started on a free loopback port].
     #[arg(long, env = "CONFAB_UPSTREAM")]
     pub upstream: Option<String>,
-    /// PEM file of CA certificates to trust for an https:// upstream, in addition to the system's roots.
-    ///
-    /// Startup fails if the file cannot be read or holds no usable certificate.
+    /// PEM file of CA certificates trusted for an https upstream in addition to the system's roots; startup fails if it cannot be read or holds no usable certificate.
     #[arg(long, env = "CONFAB_UPSTREAM_CA", value_name = "FILE")]
     pub upstream_ca: Option<PathBuf>,
     /// Longest wait for a connection to the upstream, TLS handshake included.

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
         Some(Command::MockUpstream(args)) => mock_upstream(args),
         Some(Command::Datagen(args)) => datagen(args),
