@@ -256,3 +256,71 @@ fn upstream_dying_mid_exchange_is_502_or_a_closed_client_as_over_http() {
         "the client got what the upstream sent, then a close"
     );
 }
+
+#[test]
+fn a_pooled_tls_connection_the_upstream_closed_is_retried_once() {
+    let trusted = TrustedCa::new();
+    // Answers the first request on each connection; closes (with close_notify) on the second
+    // without answering, as an upstream closing an idle connection just as it is reused.
+    let upstream = TlsUpstream::start(trusted.ca.leaf(&LOCAL_NAMES), |request, stream| {
+        if request.nth_on_connection > 0 {
+            return After::Close;
+        }
+        let body = format!("served {}", request.target);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let written = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body.as_bytes()))
+            .and_then(|()| stream.flush());
+        match written {
+            Ok(()) => After::KeepAlive,
+            Err(_) => After::Close,
+        }
+    });
+    let proxy = Proxy::start(tls_config(upstream.url("localhost"), &trusted.path));
+    let mut client = proxy.client();
+
+    for n in 0..3 {
+        let response = client.exchange(&get(&format!("/again/{n}")));
+        assert_eq!(response.status, 200, "request {n}: {}", response.text());
+        assert_eq!(response.text(), format!("served /again/{n}"));
+    }
+    // Requests 1 and 2 each failed once on a reused connection and went out again on a new
+    // one, which resumed the session.
+    assert_eq!(upstream.accepts(), 3);
+    assert!(upstream.handshakes()[1..].iter().all(|seen| seen.resumed));
+}
+
+#[test]
+fn a_close_delimited_body_ends_cleanly_at_close_notify() {
+    let trusted = TrustedCa::new();
+    let upstream = TlsUpstream::start(trusted.ca.leaf(&LOCAL_NAMES), |_, stream| {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close");
+        let _ = stream.flush();
+        After::Close
+    });
+    let proxy = Proxy::start(tls_config(upstream.url("localhost"), &trusted.path));
+    let mut client = proxy.client();
+
+    let response = client.exchange(&get("/stream"));
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.framing,
+        Framing::Chunked,
+        "re-framed for the client"
+    );
+    assert_eq!(
+        response.text(),
+        "until close",
+        "the whole body, last chunk included"
+    );
+    let again = client.exchange(&get("/stream"));
+    assert_eq!(
+        again.text(),
+        "until close",
+        "the client connection stays usable"
+    );
+}
