@@ -129,9 +129,22 @@ pub async fn handshake(
         .await
         .map_err(|error| {
             let kind = handshake_failure(&error);
-            tracing::debug!(error = %rustls_error(&error).map_or_else(|| error.to_string(), ToString::to_string), code = kind.code(), "TLS handshake with the upstream failed");
+            tracing::debug!(
+                error = %describe(&error),
+                code = kind.code(),
+                "TLS handshake with the upstream failed"
+            );
             kind
         })
+}
+
+/// The cause of a handshake failure as text (the adapter's own `Display` only says which
+/// side failed).
+fn describe(error: &TlsError) -> String {
+    match error {
+        TlsError::Rustls(error) => error.to_string(),
+        TlsError::Io(error) => error.to_string(),
+    }
 }
 
 /// The problem a failed handshake is answered with: an unverifiable certificate is told
