@@ -53,10 +53,13 @@ pub struct ServeArgs {
     /// Worker threads, each with its own listener and upstream pool [default: the cores available].
     #[arg(long, env = "CONFAB_THREADS", default_value_t = config::default_threads(), hide_default_value = true)]
     pub threads: usize,
-    /// Upstream base URL, like http://host:port [default: the built-in mock upstream, started on a free loopback port].
+    /// Upstream base URL, like http://host:port or https://host[/base]; an https upstream's certificate is always verified, against the system's roots (SSL_CERT_FILE and SSL_CERT_DIR are honoured) and the private CA file, if one is given [default: the built-in mock upstream, started on a free loopback port].
     #[arg(long, env = "CONFAB_UPSTREAM")]
     pub upstream: Option<String>,
-    /// Longest wait for a connection to the upstream.
+    /// PEM file of CA certificates trusted for an https upstream in addition to the system's roots; startup fails if it cannot be read or holds no usable certificate.
+    #[arg(long, env = "CONFAB_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Longest wait for a connection to the upstream, TLS handshake included.
     #[arg(long, env = "CONFAB_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
     /// Longest wait for the upstream's response headers (and between two reads of its body).
@@ -124,6 +127,7 @@ impl ServeArgs {
             listen: self.listen,
             threads: self.threads,
             upstream: self.upstream,
+            upstream_ca: self.upstream_ca,
             connect_timeout: self.connect_timeout,
             upstream_timeout: self.upstream_timeout,
             idle_timeout: self.idle_timeout,

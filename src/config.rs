@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// Where `confab serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Longest wait for a TCP connection to the upstream.
+/// Longest wait for a connection to the upstream: the TCP connect and, for an `https://`
+/// upstream, the TLS handshake together.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait from sending a request to receiving the upstream's response head, and between
 /// two reads of an upstream response body.
@@ -58,6 +59,9 @@ pub struct ServeConfig {
     pub threads: usize,
     /// The upstream base URL; `None` starts the built-in mock upstream.
     pub upstream: Option<String>,
+    /// A PEM file of CA certificates trusted for an `https://` upstream in addition to the
+    /// system's roots.
+    pub upstream_ca: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub idle_timeout: Duration,
@@ -103,6 +107,7 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             threads: 2,
             upstream: None,
+            upstream_ca: None,
             connect_timeout: Duration::from_secs(1),
             upstream_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(60),

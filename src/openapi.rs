@@ -37,7 +37,8 @@ statistics. This document describes confab's own endpoints.
 below it) is forwarded unchanged to the configured upstream API, and the upstream's response is \
 relayed as it is. Those paths belong to the upstream and are not described here. When the \
 upstream fails, confab answers for it with a problem document: 502 (`upstream-refused`, \
-`upstream-unreachable`, `upstream-reset`, `upstream-malformed`) or 504 \
+`upstream-unreachable`, `upstream-reset`, `upstream-malformed`, and for an `https://` upstream \
+`upstream-certificate-untrusted`, `upstream-tls-failed`) or 504 \
 (`upstream-connect-timeout`, `upstream-timeout`).
 
 **Errors.** Every error body is an RFC 9457 problem document \

@@ -35,11 +35,13 @@ pub enum ProblemKind {
     RequestTimeout,
     Overloaded,
     Conflict,
+    UpstreamCertificateUntrusted,
+    UpstreamTlsFailed,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order (for API descriptions that list the codes).
-    pub const ALL: [ProblemKind; 20] = [
+    pub const ALL: [ProblemKind; 22] = [
         ProblemKind::BadRequest,
         ProblemKind::AmbiguousPath,
         ProblemKind::NotFound,
@@ -60,6 +62,8 @@ impl ProblemKind {
         ProblemKind::RequestTimeout,
         ProblemKind::Overloaded,
         ProblemKind::Conflict,
+        ProblemKind::UpstreamCertificateUntrusted,
+        ProblemKind::UpstreamTlsFailed,
     ];
 
     /// The full problem `type` URI of this kind.
@@ -90,6 +94,8 @@ impl ProblemKind {
             ProblemKind::RequestTimeout => "request-timeout",
             ProblemKind::Overloaded => "overloaded",
             ProblemKind::Conflict => "conflict",
+            ProblemKind::UpstreamCertificateUntrusted => "upstream-certificate-untrusted",
+            ProblemKind::UpstreamTlsFailed => "upstream-tls-failed",
         }
     }
 
@@ -106,7 +112,9 @@ impl ProblemKind {
             ProblemKind::UpstreamRefused
             | ProblemKind::UpstreamUnreachable
             | ProblemKind::UpstreamReset
-            | ProblemKind::UpstreamMalformed => 502,
+            | ProblemKind::UpstreamMalformed
+            | ProblemKind::UpstreamCertificateUntrusted
+            | ProblemKind::UpstreamTlsFailed => 502,
             ProblemKind::RequestTimeout => 408,
             ProblemKind::ContentTooLarge => 413,
             ProblemKind::ShuttingDown | ProblemKind::Unavailable | ProblemKind::Overloaded => 503,
@@ -138,6 +146,8 @@ impl ProblemKind {
             ProblemKind::RequestTimeout => "Request too slow",
             ProblemKind::Overloaded => "Overloaded",
             ProblemKind::Conflict => "Conflict with the resource's state",
+            ProblemKind::UpstreamCertificateUntrusted => "Upstream certificate not trusted",
+            ProblemKind::UpstreamTlsFailed => "TLS handshake with the upstream failed",
         }
     }
 }
@@ -303,6 +313,8 @@ mod tests {
             ProblemKind::RequestTimeout => 17,
             ProblemKind::Overloaded => 18,
             ProblemKind::Conflict => 19,
+            ProblemKind::UpstreamCertificateUntrusted => 20,
+            ProblemKind::UpstreamTlsFailed => 21,
         };
         for (index, kind) in ProblemKind::ALL.into_iter().enumerate() {
             assert_eq!(position(kind), index, "{kind:?}");

@@ -19,10 +19,11 @@ use support::{get, Client};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Every `serve` flag with its environment variable, and whether it has a default to show.
-const FLAGS: [(&str, &str, bool); 16] = [
+const FLAGS: [(&str, &str, bool); 17] = [
     ("--listen", "CONFAB_LISTEN", true),
     ("--threads", "CONFAB_THREADS", true),
     ("--upstream", "CONFAB_UPSTREAM", false),
+    ("--upstream-ca", "CONFAB_UPSTREAM_CA", false),
     ("--connect-timeout", "CONFAB_CONNECT_TIMEOUT", true),
     ("--upstream-timeout", "CONFAB_UPSTREAM_TIMEOUT", true),
     ("--idle-timeout", "CONFAB_IDLE_TIMEOUT", true),
@@ -336,4 +337,47 @@ fn serve_help_documents_every_flag() {
 #[test]
 fn top_level_help_documents_every_flag() {
     assert_documents_every_flag(&["--help"]);
+}
+
+#[test]
+fn bad_upstream_ca_file_fails_startup_naming_the_file() {
+    let dir = tempfile::tempdir().expect("CA folder");
+    let missing = dir.path().join("missing-ca.pem");
+    let empty = dir.path().join("empty-ca.pem");
+    std::fs::write(&empty, "").expect("write the empty file");
+    let not_pem = dir.path().join("not-a-ca.pem");
+    std::fs::write(
+        &not_pem,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write the bad file");
+    for (path, says) in [
+        (&missing, "cannot read"),
+        (&empty, "no certificate"),
+        (&not_pem, "cannot be used"),
+    ] {
+        let path = path.to_str().expect("UTF-8 path");
+        let args = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "https://127.0.0.1:9",
+            "--upstream-ca",
+            path,
+        ];
+        let (status, _, stderr) = run(&args, &[]);
+        assert!(
+            !status.success(),
+            "started with --upstream-ca {path}: {status}"
+        );
+        assert!(
+            stderr.contains(path) && stderr.contains(says),
+            "the message names {path} and says {says:?}: {stderr:?}"
+        );
+        assert!(
+            !stderr.contains("confab serving"),
+            "it never served: {stderr:?}"
+        );
+    }
 }

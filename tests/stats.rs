@@ -52,13 +52,15 @@ const API_ROUTES: [&str; 14] = [
 ];
 
 /// The kinds of upstream failure `/api/stats` and `/metrics` count.
-const UPSTREAM_ERROR_KINDS: [&str; 6] = [
+const UPSTREAM_ERROR_KINDS: [&str; 8] = [
     "refused",
     "unreachable",
     "reset",
     "malformed",
     "connect_timeout",
     "timeout",
+    "certificate_untrusted",
+    "tls_failed",
 ];
 
 /// The admin token of the servers that have one.

@@ -8,6 +8,8 @@
 //! the client connection, so the client sees a short body, never a second status line.
 
 pub mod pool;
+pub mod stream;
+pub mod tls;
 pub mod upstream;
 
 use std::io::Write as _;
@@ -511,8 +513,14 @@ fn upstream_problem(kind: ProblemKind) -> Problem {
         ProblemKind::UpstreamUnreachable => "the upstream could not be reached",
         ProblemKind::UpstreamReset => "the upstream closed the connection before answering",
         ProblemKind::UpstreamMalformed => "the upstream sent a response that is not valid HTTP/1.1",
-        ProblemKind::UpstreamConnectTimeout => "the connection to the upstream timed out",
+        ProblemKind::UpstreamConnectTimeout => {
+            "the connection to the upstream (with its TLS handshake, if any) timed out"
+        }
         ProblemKind::UpstreamTimeout => "the upstream did not answer in time",
+        ProblemKind::UpstreamCertificateUntrusted => {
+            "the upstream's certificate was not trusted; the request was not forwarded"
+        }
+        ProblemKind::UpstreamTlsFailed => "the TLS handshake with the upstream failed",
         _ => "the upstream failed",
     };
     Problem::new(kind, detail)

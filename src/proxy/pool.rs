@@ -2,15 +2,21 @@
 //!
 //! The pool lives on one thread and is never shared, so checkout and checkin are a `Vec` pop
 //! and push. Only connections whose last response was read to its end, with no stray bytes
-//! after it, are checked back in.
+//! after it, are checked back in. For an `https://` upstream a new connection runs its TLS
+//! handshake inside the connect timeout; pooled connections keep their TLS session.
 
 use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
+use monoio_rustls::TlsConnector;
 
+use super::stream::UpstreamStream;
+use super::tls;
 use super::upstream::UpstreamTarget;
 use crate::http1::ResponseHead;
 use crate::problem::ProblemKind;
@@ -26,7 +32,7 @@ pub const UPSTREAM_READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// A connection to the upstream with its read buffer.
 pub struct UpstreamConn {
-    pub stream: TcpStream,
+    pub stream: UpstreamStream,
     pub buf: ReadBuf,
     /// Whether this connection carried an earlier request (a failure on it may be the
     /// upstream's idle close racing with our reuse, so the request may be retried).
@@ -40,14 +46,22 @@ pub struct UpstreamConn {
 pub struct UpstreamPool {
     target: Rc<UpstreamTarget>,
     connect_timeout: Duration,
+    /// Set for an `https://` upstream.
+    tls: Option<TlsConnector>,
     idle: RefCell<Vec<UpstreamConn>>,
 }
 
 impl UpstreamPool {
-    pub fn new(target: Rc<UpstreamTarget>, connect_timeout: Duration) -> UpstreamPool {
+    /// A pool for `target`; `tls` is the client configuration of an `https://` upstream.
+    pub fn new(
+        target: Rc<UpstreamTarget>,
+        connect_timeout: Duration,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> UpstreamPool {
         UpstreamPool {
             target,
             connect_timeout,
+            tls: tls.map(TlsConnector::from),
             idle: RefCell::new(Vec::new()),
         }
     }
@@ -84,24 +98,45 @@ impl UpstreamPool {
         }
     }
 
-    /// Opens a new connection, trying each resolved address in turn.
+    /// Opens a new connection, trying each resolved address in turn until one connects. A
+    /// TLS failure ends the search: that upstream was reached and failed.
     pub async fn connect(&self) -> Result<UpstreamConn, ProblemKind> {
         let mut failure = ProblemKind::UpstreamUnreachable;
         for &addr in &self.target.addrs {
-            let attempt =
-                monoio::time::timeout(self.connect_timeout, TcpStream::connect_addr(addr));
+            let attempt = monoio::time::timeout(self.connect_timeout, self.open(addr));
             match attempt.await {
                 Ok(Ok(stream)) => return Ok(fresh(stream)),
-                Ok(Err(error)) => failure = connect_failure(&error),
+                Ok(Err(kind)) if is_tls_failure(kind) => return Err(kind),
+                Ok(Err(kind)) => failure = kind,
                 Err(_) => failure = ProblemKind::UpstreamConnectTimeout,
             }
         }
         Err(failure)
     }
+
+    /// Connects to `addr` and, for an `https://` upstream, runs the TLS handshake.
+    async fn open(&self, addr: SocketAddr) -> Result<UpstreamStream, ProblemKind> {
+        let tcp = TcpStream::connect_addr(addr)
+            .await
+            .map_err(|error| connect_failure(&error))?;
+        let _ = tcp.set_nodelay(true);
+        match (&self.tls, &self.target.server_name) {
+            (Some(connector), Some(server_name)) => tls::handshake(connector, server_name, tcp)
+                .await
+                .map(UpstreamStream::tls),
+            _ => Ok(UpstreamStream::Plain(tcp)),
+        }
+    }
 }
 
-fn fresh(stream: TcpStream) -> UpstreamConn {
-    let _ = stream.set_nodelay(true);
+fn is_tls_failure(kind: ProblemKind) -> bool {
+    matches!(
+        kind,
+        ProblemKind::UpstreamCertificateUntrusted | ProblemKind::UpstreamTlsFailed
+    )
+}
+
+fn fresh(stream: UpstreamStream) -> UpstreamConn {
     UpstreamConn {
         stream,
         buf: ReadBuf::with_capacity(UPSTREAM_READ_BUFFER_BYTES),

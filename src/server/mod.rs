@@ -28,7 +28,8 @@ use crate::jobs::catalog::Catalog;
 use crate::jobs::journal::Journal;
 use crate::jobs::Jobs;
 use crate::mock::{MockServer, MockSite};
-use crate::proxy::upstream::{UpstreamError, UpstreamTarget};
+use crate::proxy::tls::{self, TlsSetupError};
+use crate::proxy::upstream::{Scheme, UpstreamError, UpstreamTarget};
 use crate::serial::{SerialContext, SerialQueue};
 use crate::stats::{Stats, StatsConfig, PUBLISH_INTERVAL};
 use connection::{ConnectionSettings, Site};
@@ -53,6 +54,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     #[error("the io_uring driver was requested but this kernel does not offer it")]
     NoIoUring,
     #[error("worker thread could not start: {0}")]
@@ -122,6 +125,7 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         }
     };
     let target = UpstreamTarget::resolve(&upstream_url)?;
+    let tls = upstream_tls(&config, &target)?;
     let serial = SerialQueue::start(SerialContext {
         state_dir: Some(config.state_dir.clone()),
         ..SerialContext::default()
@@ -145,7 +149,7 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         admin_token: config.admin_token.clone(),
         jobs: Arc::clone(&jobs),
     };
-    let settings = SiteSettings::from_config(&config, target, api);
+    let settings = SiteSettings::from_config(&config, target, tls, api);
     let workers = Workers::spawn("confab-worker", &config, driver, move || {
         ProxySite::new(&settings)
     })?;
@@ -174,6 +178,32 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         serial,
         mock,
     })
+}
+
+/// The TLS client configuration of an `https://` upstream, built once and shared by every
+/// worker's pool. A configured `--upstream-ca` is checked even for an `http://` upstream, so a
+/// broken file never goes unnoticed.
+fn upstream_tls(
+    config: &ServeConfig,
+    target: &UpstreamTarget,
+) -> Result<Option<Arc<rustls::ClientConfig>>, StartError> {
+    let extra_ca = config.upstream_ca.as_deref();
+    if target.scheme == Scheme::Http {
+        if let Some(path) = extra_ca {
+            tls::add_ca_file(&mut rustls::RootCertStore::empty(), path)?;
+            tracing::warn!(file = %path.display(), "--upstream-ca has no effect: the upstream is http://");
+        }
+        return Ok(None);
+    }
+    let roots = tls::system_roots();
+    let system_roots = roots.len();
+    let client = tls::client_config(roots, extra_ca)?;
+    tracing::info!(
+        system_roots,
+        upstream_ca = %extra_ca.map_or("none".into(), |path| path.display().to_string()),
+        "verifying the upstream's certificate"
+    );
+    Ok(Some(client))
 }
 
 /// Opens the job journal and loads the served datasets: `--data` (or a small dataset generated
@@ -219,6 +249,8 @@ fn open_catalog(
 #[derive(Clone)]
 pub struct SiteSettings {
     pub target: UpstreamTarget,
+    /// The TLS client configuration of an `https://` upstream.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub access_log: bool,
@@ -229,9 +261,15 @@ pub struct SiteSettings {
 }
 
 impl SiteSettings {
-    fn from_config(config: &ServeConfig, target: UpstreamTarget, api: ApiContext) -> SiteSettings {
+    fn from_config(
+        config: &ServeConfig,
+        target: UpstreamTarget,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        api: ApiContext,
+    ) -> SiteSettings {
         SiteSettings {
             target,
+            tls,
             connect_timeout: config.connect_timeout,
             upstream_timeout: config.upstream_timeout,
             access_log: config.access_log,

@@ -27,7 +27,11 @@ pub struct ProxySite {
 impl ProxySite {
     pub fn new(settings: &SiteSettings) -> ProxySite {
         ProxySite {
-            pool: UpstreamPool::new(Rc::new(settings.target.clone()), settings.connect_timeout),
+            pool: UpstreamPool::new(
+                Rc::new(settings.target.clone()),
+                settings.connect_timeout,
+                settings.tls.clone(),
+            ),
             proxy: ProxySettings {
                 upstream_timeout: settings.upstream_timeout,
                 max_body: settings.max_body,

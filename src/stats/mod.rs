@@ -92,13 +92,15 @@ impl Scope {
 }
 
 /// Kinds of upstream failure, in the order of the counters that record them.
-pub const UPSTREAM_ERROR_KINDS: [&str; 6] = [
+pub const UPSTREAM_ERROR_KINDS: [&str; 8] = [
     "refused",
     "unreachable",
     "reset",
     "malformed",
     "connect_timeout",
     "timeout",
+    "certificate_untrusted",
+    "tls_failed",
 ];
 
 /// Counts of upstream failures, indexed like [`UPSTREAM_ERROR_KINDS`].
@@ -114,6 +116,8 @@ pub fn upstream_error_index(kind: crate::problem::ProblemKind) -> Option<usize> 
         ProblemKind::UpstreamMalformed => Some(3),
         ProblemKind::UpstreamConnectTimeout => Some(4),
         ProblemKind::UpstreamTimeout => Some(5),
+        ProblemKind::UpstreamCertificateUntrusted => Some(6),
+        ProblemKind::UpstreamTlsFailed => Some(7),
         _ => None,
     }
 }

@@ -76,7 +76,8 @@ pub struct ScopeStats {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, example = json!({
         "refused": 0, "unreachable": 0, "reset": 1,
-        "malformed": 0, "connect_timeout": 0, "timeout": 2
+        "malformed": 0, "connect_timeout": 0, "timeout": 2,
+        "certificate_untrusted": 0, "tls_failed": 0
     }))]
     pub upstream_errors: Option<BTreeMap<&'static str, u64>>,
 }

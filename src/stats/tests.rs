@@ -97,7 +97,7 @@ fn delta(route: &str, status: u16, count: usize) -> Delta {
             route.to_owned(),
             counters(status, &vec![500; count]),
         )],
-        upstream_errors: [0, 0, 1, 0, 0, 0],
+        upstream_errors: [0, 0, 1, 0, 0, 0, 0, 0],
     }
 }
 

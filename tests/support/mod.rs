@@ -1,8 +1,8 @@
 //! Harness shared by the integration tests: starts confab in-process on port 0 against a fake
 //! (or the built-in mock) upstream, and checks RFC 9457 problem responses. The raw client lives
 //! in `client`, the fake upstreams in `upstream`, the wire-level reader both use in `wire`, the
-//! helpers of the usage-statistics tests in `stats`, and the parsed `--help` of the real binary
-//! in `cli`.
+//! helpers of the usage-statistics tests in `stats`, the TLS upstream and test CA in `tls`, and
+//! the parsed `--help` of the real binary in `cli`.
 
 // Each test binary uses a different part of the harness and of its re-exports.
 #![allow(dead_code, unused_imports)]
@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod process;
 pub mod stats;
+pub mod tls;
 pub mod upstream;
 pub mod wire;
 

@@ -367,7 +367,12 @@ fn hold(stream: &mut TcpStream, shared: &Shared) {
     }
 }
 
-fn read_request(wire: &mut Wire, connection: usize, nth: usize) -> io::Result<Option<Received>> {
+/// Reads the next request off `wire`; `Ok(None)` when the peer closed cleanly between requests.
+pub fn read_request<S: Read>(
+    wire: &mut Wire<S>,
+    connection: usize,
+    nth: usize,
+) -> io::Result<Option<Received>> {
     let Some(head) = wire.read_head()? else {
         return Ok(None);
     };

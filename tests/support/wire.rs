@@ -1,5 +1,5 @@
 //! Byte-level HTTP/1.1 reading shared by the raw test client and the fake upstreams: a buffered
-//! reader over a `TcpStream` that finds message heads, reads Content-Length, chunked and
+//! reader over a stream (a `TcpStream`, or a TLS stream over one) that finds message heads, reads Content-Length, chunked and
 //! close-delimited bodies, and keeps whatever it over-read for the next message.
 
 use std::io::{self, Read};
@@ -76,14 +76,14 @@ pub enum Framing {
     Close,
 }
 
-/// A buffered reader over one TCP connection.
-pub struct Wire {
-    stream: TcpStream,
+/// A buffered reader over one connection.
+pub struct Wire<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl Wire {
-    pub fn new(stream: TcpStream) -> Self {
+impl<S: Read> Wire<S> {
+    pub fn new(stream: S) -> Self {
         Wire {
             stream,
             buf: Vec::new(),
@@ -91,7 +91,7 @@ impl Wire {
     }
 
     /// The underlying stream, for writing.
-    pub fn stream(&mut self) -> &mut TcpStream {
+    pub fn stream(&mut self) -> &mut S {
         &mut self.stream
     }
 
