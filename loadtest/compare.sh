@@ -10,6 +10,7 @@
 # Usage: loadtest/compare.sh            (defaults below; override through the environment)
 #   DURATION=10s CONNECTIONS=64 ROUNDS=2 PROXIES="confab nginx haproxy" loadtest/compare.sh
 #   PROXIES="confab confab_nostats" ROUNDS=4 loadtest/compare.sh   (the cost of usage statistics)
+#   PROXIES="confab confab_epoll" ROUNDS=4 loadtest/compare.sh     (io_uring against epoll)
 # Needs wrk, nginx and haproxy (apt-get install wrk nginx-light haproxy). Loopback only; every
 # process it starts is stopped when it exits.
 set -euo pipefail
@@ -43,7 +44,7 @@ done
 
 echo "building confab (release)..." >&2
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-confab="$root/target/release/confab"
+confab="${CARGO_TARGET_DIR:-$root/target}/release/confab"
 
 wait_for_port() {
     for _ in $(seq 1 100); do
@@ -74,6 +75,13 @@ start_confab() {
 # confab with usage statistics off: the baseline for what recording costs.
 start_confab_nostats() {
     "$confab" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$PROXY_THREADS" --no-usage-stats \
+        --state-dir "$work/confab-state" --upstream "http://127.0.0.1:$UPSTREAM_PORT" >"$work/confab.log" 2>&1 &
+    proxy_pids=($!)
+}
+
+# confab on the epoll driver (the default, auto, is io_uring where the kernel offers it).
+start_confab_epoll() {
+    "$confab" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$PROXY_THREADS" --driver epoll \
         --state-dir "$work/confab-state" --upstream "http://127.0.0.1:$UPSTREAM_PORT" >"$work/confab.log" 2>&1 &
     proxy_pids=($!)
 }

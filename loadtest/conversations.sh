@@ -18,7 +18,7 @@ command -v wrk >/dev/null || { echo "missing wrk: apt-get install wrk" >&2; exit
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 data_flag=()
 [ -n "${DATA:-}" ] && data_flag=(--data "$DATA")
-"$root/target/release/confab" serve --listen "127.0.0.1:$PORT" --state-dir "$work/state" \
+"${CARGO_TARGET_DIR:-$root/target}/release/confab" serve --listen "127.0.0.1:$PORT" --state-dir "$work/state" \
     "${data_flag[@]}" >"$work/confab.log" 2>&1 &
 server=$!
 for _ in $(seq 1 200); do
