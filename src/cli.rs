@@ -1,4 +1,4 @@
-//! The command line: `confab serve` (the default), `confab mock-upstream`.
+//! The command line: `confab serve` (the default), `confab mock-upstream`, `confab datagen`.
 //!
 //! Every flag can also be set through an environment variable named `CONFAB_<FLAG>`; `--help`
 //! shows each default. Durations are written like `500ms` or `2s`.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Driver, ServeConfig};
+use crate::config::{self, Driver, ServeConfig, UringTaskWork};
 
 /// A thread-per-core HTTP API proxy that also serves conversation data.
 #[derive(Debug, Parser)]
@@ -89,6 +89,12 @@ pub struct ServeArgs {
     /// IO driver of the worker runtimes.
     #[arg(long, env = "CONFAB_DRIVER", value_enum, default_value_t = Driver::Auto)]
     pub driver: Driver,
+    /// How io_uring rings finish completions: cooperative (when the worker next enters the kernel, without interrupting it), deferred (only when the worker waits, in one batch) or interrupt (the kernel's default); cooperative and deferred fall back to interrupt on kernels that lack them.
+    #[arg(long, env = "CONFAB_URING_TASK_WORK", value_enum, default_value_t = UringTaskWork::Cooperative)]
+    pub uring_task_work: UringTaskWork,
+    /// Pin worker thread i to core i (modulo the cores available); off, the kernel's scheduler places them.
+    #[arg(long, env = "CONFAB_PIN_WORKERS")]
+    pub pin_workers: bool,
     /// Bearer token for admin endpoints (POST /api/stats/reset, POST and DELETE /api/jobs) [default: none, admin endpoints answer 403].
     #[arg(long, env = "CONFAB_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -138,6 +144,8 @@ impl ServeArgs {
             data_root: self.data_root,
             job_threads: self.job_threads,
             driver: self.driver,
+            uring_task_work: self.uring_task_work,
+            pin_workers: self.pin_workers,
             admin_token: self.admin_token.filter(|token| !token.is_empty()),
             stats_flush_interval: self.stats_flush_interval,
             stats_retention: self.stats_retention,

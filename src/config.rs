@@ -20,7 +20,7 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long in-flight requests may take to finish after SIGINT or SIGTERM.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Where later features keep their files.
+/// Where confab keeps its state: the statistics store, the job journal, the generated dataset.
 pub const DEFAULT_STATE_DIR: &str = "./confab-state";
 /// Largest request body accepted (10 MiB); a larger `Content-Length` gets 413 from the head
 /// alone, a chunked body is cut off with 413 once it passes the limit.
@@ -51,6 +51,23 @@ pub enum Driver {
     Epoll,
 }
 
+/// How an io_uring worker's ring runs the kernel's completion work (the part of finishing a
+/// socket read or write that runs in the worker's own task context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UringTaskWork {
+    /// The kernel never interrupts a running worker to finish completions; they are finished the
+    /// next time the worker enters the kernel, which it does for every batch of submissions
+    /// (`IORING_SETUP_COOP_TASKRUN`, `TASKRUN_FLAG`, `SINGLE_ISSUER`). Falls back to `interrupt`
+    /// on kernels older than 6.0.
+    #[default]
+    Cooperative,
+    /// Completions are finished only when the worker waits for them, all in one batch
+    /// (`IORING_SETUP_DEFER_TASKRUN`, `SINGLE_ISSUER`; kernel 6.1). Falls back to `interrupt`.
+    Deferred,
+    /// The kernel's default: a completion that needs the worker's context interrupts it at once.
+    Interrupt,
+}
+
 /// Everything a server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -76,6 +93,10 @@ pub struct ServeConfig {
     /// Threads one analysis job runs on.
     pub job_threads: usize,
     pub driver: Driver,
+    /// How io_uring rings run completion work (ignored on epoll).
+    pub uring_task_work: UringTaskWork,
+    /// Whether worker `i` is pinned to core `i` (modulo the cores available).
+    pub pin_workers: bool,
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<String>,
     /// How often statistics are written to the store.
@@ -118,6 +139,8 @@ impl ServeConfig {
             data_root: None,
             job_threads: 2,
             driver: Driver::Auto,
+            uring_task_work: UringTaskWork::default(),
+            pin_workers: false,
             admin_token: None,
             stats_flush_interval: crate::stats::DEFAULT_FLUSH_INTERVAL,
             stats_retention: crate::stats::DEFAULT_RETENTION,

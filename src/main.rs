@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use confab::cli::{Cli, Command, DatagenArgs, MockArgs, ServeArgs};
+use confab::config::UringTaskWork;
 use confab::server::shutdown::ShutdownSignal;
+use confab::server::RuntimeSetup;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
 
@@ -54,9 +56,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 fn mock_upstream(args: MockArgs) -> Result<(), String> {
-    let driver = confab::server::resolve_driver(args.driver).map_err(|error| error.to_string())?;
-    let mock = confab::mock::start(args.listen, args.threads, driver)
+    let setup = RuntimeSetup::resolve(args.driver, UringTaskWork::default(), false)
         .map_err(|error| error.to_string())?;
+    let mock =
+        confab::mock::start(args.listen, args.threads, setup).map_err(|error| error.to_string())?;
     tracing::info!(listen = %mock.local_addr(), threads = args.threads, "mock upstream serving");
     let signal = Arc::new(ShutdownSignal::default());
     watch_signals(Arc::clone(&signal))?;

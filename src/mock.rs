@@ -14,9 +14,9 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use crate::config::{Driver, ServeConfig};
+use crate::config::ServeConfig;
 use crate::server::connection::{ClientConn, OwnBody, Site};
-use crate::server::{StartError, Workers};
+use crate::server::{RuntimeSetup, StartError, Workers};
 
 /// The content type of every mock answer.
 const JSON: &str = "application/json; charset=utf-8";
@@ -263,13 +263,17 @@ impl MockServer {
 }
 
 /// Starts the mock upstream on `listen` with `threads` workers.
-pub fn start(listen: SocketAddr, threads: usize, driver: Driver) -> Result<MockServer, StartError> {
+pub fn start(
+    listen: SocketAddr,
+    threads: usize,
+    setup: RuntimeSetup,
+) -> Result<MockServer, StartError> {
     let config = ServeConfig {
         listen,
         threads,
         ..ServeConfig::for_tests()
     };
-    let workers = crate::server::spawn_mock_workers(&config, driver)?;
+    let workers = crate::server::spawn_mock_workers(&config, setup)?;
     Ok(MockServer { workers })
 }
 

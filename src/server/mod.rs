@@ -8,10 +8,10 @@
 pub mod connection;
 pub mod io;
 pub mod limits;
+pub mod runtime;
 pub mod shutdown;
 mod site;
 
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -19,11 +19,10 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::ApiContext;
-use crate::config::{Driver, ServeConfig};
+use crate::config::ServeConfig;
 use crate::jobs::catalog::Catalog;
 use crate::jobs::journal::Journal;
 use crate::jobs::Jobs;
@@ -34,6 +33,7 @@ use crate::serial::{SerialContext, SerialQueue};
 use crate::stats::{Stats, StatsConfig, PUBLISH_INTERVAL};
 use connection::{ConnectionSettings, Site};
 use limits::{ConnectionLimit, DRAIN_ACCEPT_WAIT};
+pub use runtime::RuntimeSetup;
 use shutdown::{ShutdownSignal, WorkerState};
 pub use site::ProxySite;
 
@@ -69,7 +69,7 @@ pub enum StartError {
 pub struct RunningServer {
     local_addr: SocketAddr,
     upstream_url: String,
-    driver: Driver,
+    setup: RuntimeSetup,
     workers: Workers,
     stats: Stats,
     jobs: Arc<Jobs>,
@@ -87,9 +87,9 @@ impl RunningServer {
         &self.upstream_url
     }
 
-    /// The driver the workers run on (never [`Driver::Auto`]).
-    pub fn driver(&self) -> Driver {
-        self.driver
+    /// How the workers' runtimes were built (the driver is never `auto`).
+    pub fn runtime_setup(&self) -> RuntimeSetup {
+        self.setup
     }
 
     /// The signal that stops this server; trigger it from anywhere (a signal handler thread).
@@ -115,11 +115,11 @@ impl RunningServer {
 
 /// Starts serving as `config` says. Returns once every worker is accepting.
 pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
-    let driver = resolve_driver(config.driver)?;
+    let setup = RuntimeSetup::resolve(config.driver, config.uring_task_work, config.pin_workers)?;
     let (mock, upstream_url) = match &config.upstream {
         Some(url) => (None, url.clone()),
         None => {
-            let mock = crate::mock::start(SocketAddr::from(([127, 0, 0, 1], 0)), 1, driver)?;
+            let mock = crate::mock::start(SocketAddr::from(([127, 0, 0, 1], 0)), 1, setup)?;
             let url = format!("http://{}", mock.local_addr());
             (Some(mock), url)
         }
@@ -150,13 +150,14 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
         jobs: Arc::clone(&jobs),
     };
     let settings = SiteSettings::from_config(&config, target, tls, api);
-    let workers = Workers::spawn("confab-worker", &config, driver, move || {
+    let workers = Workers::spawn("confab-worker", &config, setup, move || {
         ProxySite::new(&settings)
     })?;
     tracing::info!(
         listen = %workers.local_addr,
         threads = config.threads,
-        driver = driver_name(driver),
+        io = %setup.describe(),
+        pinned = setup.pin_workers,
         upstream = %upstream_url,
         data = %config.data.as_ref().map_or("built-in".into(), |path| path.display().to_string()),
         access_log = config.access_log,
@@ -171,7 +172,7 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         local_addr: workers.local_addr,
         upstream_url,
-        driver,
+        setup,
         workers,
         stats,
         jobs,
@@ -280,25 +281,6 @@ impl SiteSettings {
     }
 }
 
-/// Picks the concrete driver for [`Driver::Auto`] and checks an explicit io_uring request.
-pub fn resolve_driver(requested: Driver) -> Result<Driver, StartError> {
-    let uring = monoio::utils::detect_uring();
-    match requested {
-        Driver::Auto if uring => Ok(Driver::IoUring),
-        Driver::Auto => Ok(Driver::Epoll),
-        Driver::IoUring if !uring => Err(StartError::NoIoUring),
-        explicit => Ok(explicit),
-    }
-}
-
-pub fn driver_name(driver: Driver) -> &'static str {
-    match driver {
-        Driver::Auto => "auto",
-        Driver::IoUring => "io_uring",
-        Driver::Epoll => "epoll",
-    }
-}
-
 /// A set of worker threads serving one listening address.
 pub(crate) struct Workers {
     pub(crate) local_addr: SocketAddr,
@@ -312,7 +294,7 @@ impl Workers {
     pub(crate) fn spawn<S, F>(
         name: &str,
         config: &ServeConfig,
-        driver: Driver,
+        setup: RuntimeSetup,
         make_site: F,
     ) -> Result<Workers, StartError>
     where
@@ -347,6 +329,8 @@ impl Workers {
         let mut threads = Vec::with_capacity(listeners.len());
         for (index, listener) in listeners.into_iter().enumerate() {
             let worker = WorkerStart {
+                index,
+                setup,
                 listener,
                 signal: Arc::clone(&signal),
                 make_site: Arc::clone(&make_site),
@@ -356,7 +340,7 @@ impl Workers {
             };
             let thread = std::thread::Builder::new()
                 .name(format!("{name}-{index}"))
-                .spawn(move || worker.run(driver))
+                .spawn(move || worker.run())
                 .map_err(StartError::Worker)?;
             threads.push(thread);
         }
@@ -428,6 +412,9 @@ struct WorkerSettings {
 
 /// Everything a worker thread starts from.
 struct WorkerStart<F> {
+    /// The worker's position among the workers (its core when pinned).
+    index: usize,
+    setup: RuntimeSetup,
     listener: StdListener,
     signal: Arc<ShutdownSignal>,
     make_site: Arc<F>,
@@ -438,9 +425,11 @@ struct WorkerStart<F> {
 }
 
 impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
-    fn run(self, driver: Driver) {
+    fn run(self) {
         let ready = self.ready.clone();
-        let outcome = block_on(driver, move || self.serve());
+        let setup = self.setup;
+        setup.pin_worker(self.index);
+        let outcome = setup.block_on(move || self.serve());
         if let Err(error) = outcome {
             let _ = ready.send(Err(error));
         }
@@ -542,28 +531,10 @@ impl<S: Site> Acceptor<S> {
     }
 }
 
-/// Runs the future made by `make` on a new runtime of the given driver, on this thread.
-fn block_on<F, Fut>(driver: Driver, make: F) -> std::io::Result<Fut::Output>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future,
-{
-    match driver {
-        Driver::IoUring => Ok(RuntimeBuilder::<IoUringDriver>::new()
-            .enable_timer()
-            .build()?
-            .block_on(make())),
-        Driver::Epoll | Driver::Auto => Ok(RuntimeBuilder::<LegacyDriver>::new()
-            .enable_timer()
-            .build()?
-            .block_on(make())),
-    }
-}
-
 /// Builds the mock upstream's workers (used by [`crate::mock`]).
 pub(crate) fn spawn_mock_workers(
     config: &ServeConfig,
-    driver: Driver,
+    setup: RuntimeSetup,
 ) -> Result<Workers, StartError> {
-    Workers::spawn("confab-mock", config, driver, MockSite::default)
+    Workers::spawn("confab-mock", config, setup, MockSite::default)
 }
