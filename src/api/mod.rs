@@ -7,6 +7,7 @@
 mod conversations;
 mod jobs;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ const DOCS_HTML: &str = include_str!("../../assets/docs.html");
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of every JSON answer.
 pub const JSON: &str = "application/json";
+/// Content type of the HTML pages.
+const HTML: &str = "text/html; charset=utf-8";
+/// The health answer.
+const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
 
 /// What the own endpoints need of a request, copied out of the read buffer.
 #[derive(Debug, Clone)]
@@ -45,7 +50,8 @@ pub struct OwnRequest {
 pub struct Answer {
     pub status: u16,
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    /// A body rendered for this request, or one built into the binary (sent without a copy).
+    pub body: Cow<'static, [u8]>,
 }
 
 impl Answer {
@@ -58,7 +64,16 @@ impl Answer {
         Answer {
             status: 200,
             content_type,
-            body,
+            body: Cow::Owned(body),
+        }
+    }
+
+    /// A 200 answer with a body that never changes.
+    fn fixed(content_type: &'static str, body: &'static [u8]) -> Answer {
+        Answer {
+            status: 200,
+            content_type,
+            body: Cow::Borrowed(body),
         }
     }
 }
@@ -80,32 +95,26 @@ pub async fn answer(
 ) -> (&'static str, Result<Answer, Problem>) {
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
     match (request.route, request.path.as_str()) {
-        (Route::Healthz, _) if get => ("/healthz", Ok(Answer::json(r#"{"status":"ok"}"#.into()))),
+        (Route::Healthz, _) if get => ("/healthz", Ok(Answer::fixed(JSON, HEALTHY))),
         (Route::Healthz, _) => ("/healthz", Err(Problem::method_not_allowed("GET, HEAD"))),
         (Route::Metrics, _) if get => ("/metrics", metrics(context).await),
         (Route::Metrics, _) => ("/metrics", Err(Problem::method_not_allowed("GET, HEAD"))),
-        (Route::Dashboard, "/dashboard") if get => ("/dashboard", Ok(dashboard())),
+        (Route::Dashboard, "/dashboard") if get => (
+            "/dashboard",
+            Ok(Answer::fixed(HTML, DASHBOARD_HTML.as_bytes())),
+        ),
         (Route::Dashboard, "/dashboard") => {
             ("/dashboard", Err(Problem::method_not_allowed("GET, HEAD")))
         }
         (Route::OpenApi, _) if get => (
             "/openapi.json",
-            Ok(Answer::bytes(
-                JSON,
-                crate::openapi::json().as_bytes().to_vec(),
-            )),
+            Ok(Answer::fixed(JSON, crate::openapi::json().as_bytes())),
         ),
         (Route::OpenApi, _) => (
             "/openapi.json",
             Err(Problem::method_not_allowed("GET, HEAD")),
         ),
-        (Route::Docs, "/docs") if get => (
-            "/docs",
-            Ok(Answer::bytes(
-                "text/html; charset=utf-8",
-                DOCS_HTML.as_bytes().to_vec(),
-            )),
-        ),
+        (Route::Docs, "/docs") if get => ("/docs", Ok(Answer::fixed(HTML, DOCS_HTML.as_bytes()))),
         (Route::Docs, "/docs") => ("/docs", Err(Problem::method_not_allowed("GET, HEAD"))),
         (Route::Api, "/api/stats") if get => ("/api/stats", stats(context, request).await),
         (Route::Api, "/api/stats") => ("/api/stats", Err(Problem::method_not_allowed("GET, HEAD"))),
@@ -131,22 +140,10 @@ fn not_found() -> (&'static str, Result<Answer, Problem>) {
     )
 }
 
-fn dashboard() -> Answer {
-    Answer {
-        status: 200,
-        content_type: "text/html; charset=utf-8",
-        body: DASHBOARD_HTML.as_bytes().to_vec(),
-    }
-}
-
 async fn metrics(context: &ApiContext) -> Result<Answer, Problem> {
     let (reply, answer) = futures_channel::oneshot::channel();
     let text = ask(context, Query::Prometheus { reply }, answer).await?;
-    Ok(Answer {
-        status: 200,
-        content_type: PROMETHEUS_CONTENT_TYPE,
-        body: text.into_bytes(),
-    })
+    Ok(Answer::bytes(PROMETHEUS_CONTENT_TYPE, text.into_bytes()))
 }
 
 async fn stats(context: &ApiContext, request: &OwnRequest) -> Result<Answer, Problem> {

@@ -28,6 +28,7 @@ use crate::server::connection::{
 };
 use crate::server::io::{write_all_from, write_all_retaining};
 use pool::{UpstreamConn, UpstreamPool};
+use upstream::UpstreamTarget;
 
 /// Bodies up to this size that have already arrived are sent in the same write as their head.
 pub const MAX_COALESCED_BODY_BYTES: usize = 16 * 1024;
@@ -114,7 +115,13 @@ pub async fn forward(
         client_version: conn.head.version,
         expect_continue: conn.head.expect_continue,
     };
-    render_request_head(buf, &conn.head, conn.peer, pool, &mut conn.out);
+    render_request_head(
+        buf,
+        &conn.head,
+        &conn.forwarded_for,
+        pool.target(),
+        &mut conn.out,
+    );
     conn.buf.consume(conn.head.head_len);
     if info.framing == BodyFraming::Chunked {
         if let Err(failure) = read_ahead_chunked(conn, info, settings.max_body).await {
@@ -174,15 +181,42 @@ async fn exchange(
     read_response_head(upstream, info.is_head, settings.upstream_timeout).await
 }
 
-/// Renders the head sent upstream into `out`.
-fn render_request_head(
+/// Longest text of an IP address: an IPv6 address with an embedded IPv4 one
+/// (`ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`).
+pub const MAX_IP_TEXT_BYTES: usize = 45;
+
+/// The client's address as `X-Forwarded-For` carries it (IPv4-mapped IPv6 addresses as IPv4),
+/// rendered once per connection instead of formatted for every request.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardedFor {
+    bytes: [u8; MAX_IP_TEXT_BYTES],
+    len: usize,
+}
+
+impl ForwardedFor {
+    pub fn of(peer: SocketAddr) -> ForwardedFor {
+        let mut bytes = [0; MAX_IP_TEXT_BYTES];
+        let mut rest = &mut bytes[..];
+        // Every address fits (see MAX_IP_TEXT_BYTES), so the write cannot fall short.
+        let _ = write!(rest, "{}", peer.ip().to_canonical());
+        let len = MAX_IP_TEXT_BYTES - rest.len();
+        ForwardedFor { bytes, len }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Renders the head sent upstream into `out`: the client's request line and end-to-end
+/// fields, with `Host`, the `X-Forwarded-*` fields and our own body framing.
+pub fn render_request_head(
     buf: &[u8],
     head: &http1::RequestHead,
-    peer: SocketAddr,
-    pool: &UpstreamPool,
+    forwarded_for: &ForwardedFor,
+    target: &UpstreamTarget,
     out: &mut Vec<u8>,
 ) {
-    let target = pool.target();
     out.clear();
     out.extend_from_slice(head.method.of(buf));
     out.push(b' ');
@@ -198,7 +232,7 @@ fn render_request_head(
         out.extend_from_slice(header.value.of(buf));
         out.extend_from_slice(b"\r\n");
     }
-    let _ = write!(out, "x-forwarded-for: {}\r\n", peer.ip().to_canonical());
+    write_header("x-forwarded-for", forwarded_for.as_bytes(), out);
     out.extend_from_slice(b"x-forwarded-proto: http\r\n");
     let client_host = match head.target_form {
         Target::Absolute { authority } => Some(authority),
@@ -568,7 +602,9 @@ async fn relay(
     }
 }
 
-fn render_response_head(
+/// Renders the response head sent to the client into `out`: the upstream's status and
+/// end-to-end fields, with our own body framing and `Connection` field.
+pub fn render_response_head(
     head: &ResponseHead,
     buf: &[u8],
     chunked_to_client: bool,
@@ -707,4 +743,24 @@ async fn fill_upstream(upstream: &mut UpstreamConn, settings: &ProxySettings) ->
 /// Reads more of a body that must not end yet; false when it did (truncated) or failed.
 async fn read_upstream(upstream: &mut UpstreamConn, settings: &ProxySettings) -> bool {
     fill_upstream(upstream, settings).await == Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_the_canonical_address_text() {
+        let text = |addr: &str| {
+            let peer: SocketAddr = addr.parse().expect("address");
+            String::from_utf8(ForwardedFor::of(peer).as_bytes().to_vec()).expect("ascii")
+        };
+        assert_eq!(text("127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(text("[::1]:5000"), "::1");
+        assert_eq!(text("[::ffff:10.1.2.3]:5000"), "10.1.2.3");
+        let longest = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:1";
+        assert_eq!(text(longest), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        let embedded = "[64:ff9b::255.255.255.255]:1";
+        assert_eq!(text(embedded), "64:ff9b::ffff:ffff");
+    }
 }

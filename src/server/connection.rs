@@ -19,6 +19,7 @@ use super::shutdown::WorkerState;
 use crate::http1::chunked::{ChunkedDecoder, Decoded};
 use crate::http1::{self, BodyFraming, HeadError, RequestHead, Version};
 use crate::problem::{Problem, ProblemKind, PROBLEM_CONTENT_TYPE};
+use crate::proxy::ForwardedFor;
 
 /// Initial size of each connection's read buffer; it grows up to the head limit when needed.
 pub const CLIENT_READ_BUFFER_BYTES: usize = 16 * 1024;
@@ -81,6 +82,8 @@ enum HeadRefusal {
 pub struct ClientConn {
     pub stream: TcpStream,
     pub peer: SocketAddr,
+    /// The peer's address as the proxy forwards it.
+    pub forwarded_for: ForwardedFor,
     pub buf: ReadBuf,
     /// Scratch space for rendering heads and re-framed bodies.
     pub out: Vec<u8>,
@@ -115,6 +118,7 @@ pub async fn serve<S: Site>(
     let mut conn = ClientConn {
         stream,
         peer,
+        forwarded_for: ForwardedFor::of(peer),
         buf: ReadBuf::with_capacity(CLIENT_READ_BUFFER_BYTES),
         out: Vec::with_capacity(CLIENT_READ_BUFFER_BYTES),
         head: RequestHead::default(),
