@@ -9,8 +9,9 @@ use std::time::Duration;
 
 /// Where `confab serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Longest wait for a connection to the upstream: the TCP connect and, for an `https://`
-/// upstream, the TLS handshake together.
+/// Longest wait for a new connection to the upstream, one budget for the whole attempt: the TCP
+/// connect to each resolved address tried in turn and, for an `https://` upstream, the TLS
+/// handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait from sending a request to receiving the upstream's response head, and between
 /// two reads of an upstream response body.
