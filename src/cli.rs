@@ -1,4 +1,4 @@
-//! The command line: `confab serve` (the default), `confab mock-upstream`.
+//! The command line: `confab serve` (the default), `confab mock-upstream`, `confab datagen`.
 //!
 //! Every flag can also be set through an environment variable named `CONFAB_<FLAG>`; `--help`
 //! shows each default. Durations are written like `500ms` or `2s`.

@@ -21,7 +21,8 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long in-flight requests may take to finish after SIGINT or SIGTERM.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Where later features keep their files.
+/// Where confab keeps its state files: the statistics store, the job journal, and the
+/// generated default dataset.
 pub const DEFAULT_STATE_DIR: &str = "./confab-state";
 /// Largest request body accepted (10 MiB); a larger `Content-Length` gets 413 from the head
 /// alone, a chunked body is cut off with 413 once it passes the limit.
