@@ -59,7 +59,7 @@ pub struct ServeArgs {
     /// PEM file of CA certificates trusted for an https upstream in addition to the system's roots; startup fails if it cannot be read or holds no usable certificate.
     #[arg(long, env = "CONFAB_UPSTREAM_CA", value_name = "FILE")]
     pub upstream_ca: Option<PathBuf>,
-    /// Longest wait for a connection to the upstream, TLS handshake included.
+    /// Longest wait for a new connection to the upstream, all of it together: the TCP connect to each resolved address tried in turn and the TLS handshake.
     #[arg(long, env = "CONFAB_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
     /// Longest wait for the upstream's response headers (and between two reads of its body).

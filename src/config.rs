@@ -9,8 +9,9 @@ use std::time::Duration;
 
 /// Where `confab serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Longest wait for a connection to the upstream: the TCP connect and, for an `https://`
-/// upstream, the TLS handshake together.
+/// Longest wait for a new connection to the upstream, one budget for the whole attempt: the TCP
+/// connect to each resolved address tried in turn and, for an `https://` upstream, the TLS
+/// handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait from sending a request to receiving the upstream's response head, and between
 /// two reads of an upstream response body.
@@ -20,7 +21,8 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long in-flight requests may take to finish after SIGINT or SIGTERM.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Where confab keeps its state: the statistics store, the job journal, the generated dataset.
+/// Where confab keeps its state files: the statistics store, the job journal, and the
+/// generated default dataset.
 pub const DEFAULT_STATE_DIR: &str = "./confab-state";
 /// Largest request body accepted (10 MiB); a larger `Content-Length` gets 413 from the head
 /// alone, a chunked body is cut off with 413 once it passes the limit.

@@ -1,4 +1,5 @@
-//! The built-in mock of the brief's upstream, a marketplace category API.
+//! The built-in mock upstream: a marketplace category API, the kind of API confab is put in
+//! front of, served when no upstream is named.
 //!
 //! `GET /categories/{id}` answers a category document derived deterministically from the id
 //! (same id, same bytes); ids look like `MLA97994` (a three-letter site code and digits).

@@ -51,7 +51,7 @@ fn sample_figures_through_http() {
 }
 
 #[test]
-fn the_answer_has_exactly_the_contract_members() {
+fn the_answer_has_exactly_the_documented_members() {
     let Some(proxy) = serve_sample() else { return };
     let response = proxy.exchange(&get(
         "/api/conversations?company=microsoft&tags=competition,orientation&per_page=10&page=2",
@@ -150,7 +150,7 @@ fn details_companies_and_tags() {
 }
 
 #[test]
-fn the_default_dataset_answers_the_brief_example() {
+fn the_default_dataset_answers_the_example_query() {
     let proxy = Proxy::start(config(None));
     let response = proxy.exchange(&get(
         "/api/conversations?company=microsoft&tags=competition,orientation",

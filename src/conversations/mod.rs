@@ -4,7 +4,7 @@
 //!
 //! The HTTP layer only needs [`ConversationIndex`] and [`ConversationQuery`].
 //!
-//! Semantics decided here where the contract was silent:
+//! Semantics, where more than one reading is reasonable (the one chosen here):
 //! - Ids are JSON strings when the id column is a string column (as in the sample)
 //!   and JSON numbers only when every id column of the dataset is an integer column.
 //!   [`ConversationIndex::conversation`] takes the textual form either way; when ids

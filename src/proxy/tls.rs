@@ -4,7 +4,9 @@
 //! rustls on its `ring` provider verifies the upstream's certificate against the operating
 //! system's roots (`rustls-native-certs`, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`)
 //! plus the private CA of `--upstream-ca`, offers ALPN `http/1.1`, and resumes sessions from
-//! its in-memory cache, shared by every worker through the `Arc`'d configuration. The IO runs
+//! an in-memory cache of [`UPSTREAM_TLS_SESSION_CACHE_ENTRIES`] sessions, shared by every worker
+//! through the `Arc`'d configuration (behind the cache's own lock, taken during handshakes and
+//! when a ticket arrives, never per request). The IO runs
 //! through `monoio-rustls`, which drives a `rustls::ClientConnection` over monoio's
 //! owned-buffer TCP stream.
 
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use monoio::net::TcpStream;
 use monoio_rustls::{ClientTlsStream, TlsConnector, TlsError};
+use rustls::client::Resumption;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -22,6 +25,13 @@ use crate::problem::ProblemKind;
 
 /// The only application protocol confab speaks to an upstream.
 pub const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
+
+/// Sessions (TLS 1.3 tickets, TLS 1.2 session ids or tickets) the process keeps for resuming
+/// upstream handshakes, in the one cache all workers share. confab talks to one upstream name,
+/// and rustls keeps at most 8 TLS 1.3 tickets for one name (each ticket serves one new
+/// connection; every full handshake brings fresh ones), so 8 holds all that name can use.
+/// rustls's own default, 256, is sized for a client of many servers.
+pub const UPSTREAM_TLS_SESSION_CACHE_ENTRIES: usize = 8;
 
 /// Why the TLS client could not be set up at startup.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +105,8 @@ pub fn system_roots() -> RootCertStore {
 }
 
 /// The client configuration of every upstream TLS connection: `roots` plus the private CA of
-/// `extra_ca`, ALPN `http/1.1`, and rustls's default session cache for resumption.
+/// `extra_ca`, ALPN `http/1.1`, and an in-memory session cache of
+/// [`UPSTREAM_TLS_SESSION_CACHE_ENTRIES`] sessions for resumption.
 pub fn client_config(
     mut roots: RootCertStore,
     extra_ca: Option<&Path>,
@@ -112,6 +123,7 @@ pub fn client_config(
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
+    config.resumption = Resumption::in_memory_sessions(UPSTREAM_TLS_SESSION_CACHE_ENTRIES);
     Ok(Arc::new(config))
 }
 
@@ -194,6 +206,104 @@ mod tests {
         assert_eq!(roots.len(), 1);
         let config = client_config(roots, None).expect("config");
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    /// How many TLS 1.3 tickets rustls's in-memory client cache keeps for one server name.
+    const RUSTLS_TICKETS_PER_NAME: usize = 8;
+
+    /// A client configuration trusting a new CA, and a server configuration with a leaf that CA
+    /// signed for `names`.
+    fn client_and_server(names: &[String]) -> (Arc<ClientConfig>, Arc<rustls::ServerConfig>) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+                .expect("self-signed CA");
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf = rcgen::CertificateParams::new(names.to_vec())
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("sign the leaf");
+        let mut roots = RootCertStore::empty();
+        roots.add(issuer.der().clone()).expect("the CA as a root");
+        let client = client_config(roots, None).expect("client config");
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone()], key)
+            .expect("server certificate");
+        (client, Arc::new(server))
+    }
+
+    /// Runs one handshake to `name` in memory, session tickets included; says how it went.
+    fn handshake_in_memory(
+        client: &Arc<ClientConfig>,
+        server: &Arc<rustls::ServerConfig>,
+        name: &str,
+    ) -> rustls::HandshakeKind {
+        let server_name = ServerName::try_from(name.to_owned()).expect("server name");
+        let mut client =
+            rustls::ClientConnection::new(Arc::clone(client), server_name).expect("client");
+        let mut server = rustls::ServerConnection::new(Arc::clone(server)).expect("server");
+        while client.wants_write() || server.wants_write() {
+            while client.wants_write() {
+                let mut records = Vec::new();
+                client.write_tls(&mut records).expect("client records");
+                let mut rest = &records[..];
+                while !rest.is_empty() {
+                    server.read_tls(&mut rest).expect("server reads");
+                    server.process_new_packets().expect("server accepts");
+                }
+            }
+            while server.wants_write() {
+                let mut records = Vec::new();
+                server.write_tls(&mut records).expect("server records");
+                let mut rest = &records[..];
+                while !rest.is_empty() {
+                    client.read_tls(&mut rest).expect("client reads");
+                    client.process_new_packets().expect("client accepts");
+                }
+            }
+        }
+        assert!(
+            !client.is_handshaking(),
+            "the handshake with {name:?} completed"
+        );
+        client
+            .handshake_kind()
+            .expect("a finished handshake has a kind")
+    }
+
+    #[test]
+    fn sessions_resume_from_a_cache_of_the_configured_size() {
+        use rustls::HandshakeKind::{Full, Resumed};
+        // The cache keeps this many server names' sessions; one more name pushes out the first.
+        let names_kept = UPSTREAM_TLS_SESSION_CACHE_ENTRIES.div_ceil(RUSTLS_TICKETS_PER_NAME);
+        let names: Vec<String> = (0..=names_kept).map(|n| format!("u{n}.test")).collect();
+        let (client, server) = client_and_server(&names);
+
+        assert_eq!(handshake_in_memory(&client, &server, &names[0]), Full);
+        assert_eq!(
+            handshake_in_memory(&client, &server, &names[0]),
+            Resumed,
+            "a second connection to the same name resumes"
+        );
+        for name in &names[1..] {
+            assert_eq!(handshake_in_memory(&client, &server, name), Full, "{name}");
+        }
+        assert_eq!(
+            handshake_in_memory(&client, &server, &names[names_kept]),
+            Resumed,
+            "the newest name's session is kept"
+        );
+        assert_eq!(
+            handshake_in_memory(&client, &server, &names[0]),
+            Full,
+            "newer names pushed the first name's sessions out of the cache"
+        );
     }
 
     #[test]

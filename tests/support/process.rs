@@ -1,5 +1,6 @@
 //! Helpers for tests that run the real `confab` binary as a child process.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,7 +26,23 @@ impl Served {
     /// another, plus `args`; waits for its `listen=` log line. `CONFAB_*` variables of the
     /// test's environment are not passed on.
     pub fn start(state_dir: &Path, args: &[&str]) -> Served {
+        Served::start_with_env(state_dir, args, &[])
+    }
+
+    /// [`Served::start`] with changes to the environment: `(NAME, Some(value))` sets a
+    /// variable, `(NAME, None)` removes it.
+    pub fn start_with_env(
+        state_dir: &Path,
+        args: &[&str],
+        env: &[(&str, Option<&OsStr>)],
+    ) -> Served {
         let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("CONFAB_") {
                 command.env_remove(key);

@@ -303,6 +303,10 @@ fn serve_connection(
         After::Reset => {
             let _ = socket2::SockRef::from(&tls.sock).set_linger(Some(Duration::ZERO));
         }
+        After::CloseWithoutNotify => {
+            let _ = tls.flush();
+            let _ = tls.sock.shutdown(Shutdown::Write);
+        }
         _ => {
             tls.conn.send_close_notify();
             let _ = tls.flush();

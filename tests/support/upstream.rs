@@ -47,6 +47,9 @@ pub enum After {
     Reset,
     /// Keep the connection open without answering until the peer closes or the upstream drops.
     Hold,
+    /// Over TLS, close the TCP connection (FIN) without sending close_notify first, as a cut
+    /// connection looks; over plain TCP the same as `Close`.
+    CloseWithoutNotify,
 }
 
 type Handler = dyn Fn(&Received, &mut TcpStream) -> After + Send + Sync;

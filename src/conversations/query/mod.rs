@@ -1,6 +1,6 @@
 //! Parsing the raw URL query string of a conversations request.
 //!
-//! Rules (decided here where the contract was silent):
+//! Rules (where more than one reading is reasonable, the one chosen here):
 //! - Pairs are split on `&`, key and value on the first `=`; both are
 //!   percent-decoded with `+` read as a space. A value that is not UTF-8 after
 //!   decoding is an error for that parameter.
