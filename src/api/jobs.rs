@@ -9,12 +9,14 @@ use serde_json::{json, Value};
 use super::{authorize, Answer, ApiContext, OwnRequest};
 use crate::jobs::{Cancelled, JobError, JobSpec, JobStatus, JobView, RETRY_AFTER_SECONDS};
 use crate::problem::{Problem, ProblemKind};
+use crate::serial::SERIAL_QUEUE_CAPACITY;
 use crate::server::connection::OwnBody;
 
 /// Largest `POST /api/jobs` body.
 pub const MAX_JOB_REQUEST_BYTES: usize = 64 * 1024;
-/// Longest wait for a submission to be journaled. It waits behind the serial task running
-/// at the time (possibly an ingest), so it is long; past it the job may still be recorded.
+/// Longest wait for a submission, or the cancellation of a queued job, to be journaled. It
+/// waits behind the serial task running at the time (possibly an ingest), so it is long; past
+/// it the answer is `503` and the change may still be journaled later (the task stays queued).
 pub const JOB_SUBMIT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Jobs per page of `GET /api/jobs` unless `per_page` says otherwise.
 pub const DEFAULT_JOBS_PER_PAGE: usize = 20;
@@ -41,7 +43,7 @@ pub async fn answer(
     let answer = match (method, job_id(&request.path)) {
         ("GET" | "HEAD" | "DELETE", None) => Err(no_such_job(&request.path["/api/jobs/".len()..])),
         ("GET" | "HEAD", Some(id)) => show(context, id),
-        ("DELETE", Some(id)) => cancel(context, request, id),
+        ("DELETE", Some(id)) => cancel(context, request, id).await,
         _ => Err(Problem::method_not_allowed(ITEM_METHODS)),
     };
     ("/api/jobs/{id}", answer)
@@ -70,13 +72,23 @@ async fn submit(context: &ApiContext, request: &OwnRequest) -> Result<Answer, Pr
     authorize(context, request)?;
     let spec = parse_submission(context, &request.body)?;
     let answer = context.jobs.submit(spec).map_err(job_problem)?;
+    let view = journaled(answer, "the job").await?;
+    Ok(json_answer(202, view.render_with_result()))
+}
+
+/// Waits (within [`JOB_SUBMIT_TIMEOUT`]) for the serial queue's answer to a change.
+async fn journaled<T>(
+    answer: futures_channel::oneshot::Receiver<Result<T, JobError>>,
+    what: &str,
+) -> Result<T, Problem> {
     match monoio::time::timeout(JOB_SUBMIT_TIMEOUT, answer).await {
-        Ok(Ok(Ok(view))) => Ok(json_answer(202, view.render_with_result())),
-        Ok(Ok(Err(error))) => Err(job_problem(error)),
+        Ok(Ok(answer)) => answer.map_err(job_problem),
         Ok(Err(_)) => Err(job_problem(JobError::Stopping)),
         Err(_) => Err(Problem::new(
             ProblemKind::Unavailable,
-            "the job journal did not confirm in time; the job may still be recorded (see GET /api/jobs)",
+            format!(
+                "the job journal did not confirm in time; {what} may still be recorded (see GET /api/jobs)"
+            ),
         )),
     }
 }
@@ -142,15 +154,17 @@ fn show(context: &ApiContext, id: u64) -> Result<Answer, Problem> {
     Ok(json_answer(200, view.render_with_result()))
 }
 
-fn cancel(context: &ApiContext, request: &OwnRequest, id: u64) -> Result<Answer, Problem> {
+async fn cancel(context: &ApiContext, request: &OwnRequest, id: u64) -> Result<Answer, Problem> {
     authorize(context, request)?;
-    match context.jobs.cancel(id).map_err(job_problem)? {
+    let answer = context.jobs.cancel(id).map_err(job_problem)?;
+    match journaled(answer, "the cancellation").await? {
         Cancelled::Now(view) => Ok(json_answer(200, view.render_with_result())),
         Cancelled::Requested(view) => Ok(json_answer(202, view.render_with_result())),
     }
 }
 
-/// `GET /api/jobs?page=&per_page=&status=`: newest first.
+/// `GET /api/jobs?page=&per_page=&status=`: newest first, with the serial queue's backlog
+/// (what a submission now waits behind).
 fn list(context: &ApiContext, request: &OwnRequest) -> Result<Answer, Problem> {
     let listing = Listing::parse(request.query.as_deref())?;
     let offset = (listing.page - 1).saturating_mul(listing.per_page);
@@ -161,6 +175,10 @@ fn list(context: &ApiContext, request: &OwnRequest) -> Result<Answer, Problem> {
         "total": page.total,
         "page": listing.page,
         "per_page": listing.per_page,
+        "serial_queue": {
+            "waiting": context.jobs.serial_tasks_waiting(),
+            "capacity": SERIAL_QUEUE_CAPACITY,
+        },
     });
     Ok(json_answer(200, body.to_string()))
 }

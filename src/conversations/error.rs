@@ -53,6 +53,9 @@ pub enum LoadError {
     /// The dataset exceeds what the index can address.
     #[error("{path}: {detail}")]
     TooLarge { path: PathBuf, detail: String },
+    /// A file of an ingested dataset leads outside the data root (through a symbolic link).
+    #[error("{path} leads outside the data root (through a symbolic link); it is not read")]
+    OutsideRoot { path: PathBuf },
     /// The dataset is served already.
     #[error("{path} is already served; submit a reload to re-read it")]
     AlreadyServed { path: PathBuf },

@@ -39,4 +39,5 @@ pub use index::{
     CompanySummary, ConversationDetail, ConversationId, ConversationIndex, IndexStats, QueryPage,
     SourceLayout, TagSummary,
 };
+pub use load::{LoadWatch, Unwatched};
 pub use query::{ConversationQuery, TagMatch, DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_QUERY_TAGS};

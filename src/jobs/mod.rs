@@ -1,12 +1,17 @@
 //! Jobs: analysis work run in parallel over every core, and dataset changes run one at a
 //! time on the serial queue, all journaled so that nothing acknowledged is lost.
 //!
-//! - A submission is journaled (on the serial queue's thread) before it is acknowledged.
-//! - Serial kinds (`ingest`, `reload`) run inside that same serial task, right after the
-//!   journal write, so they keep submission order with every other serial task.
+//! Every change of a job's status happens on the serial queue's thread, journal first: the
+//! new state is written (and synced), and only then does the registry that clients read show
+//! it. So whatever a client has seen survives a crash.
+//!
+//! - A submission is a serial task: it allocates the job's id, journals the job and then
+//!   answers; ids therefore follow the order in which jobs run.
+//! - Serial kinds (`ingest`, `reload`) get their turn as a follow-up queued by that task, so
+//!   they keep submission order with every other serial task; each runs on the serial thread.
 //! - Parallel kinds go to one runner thread; it runs one job at a time, each split over
-//!   `--job-threads` threads (see [`runner`]). Their status changes are journaled through
-//!   the serial queue too.
+//!   `--job-threads` threads (see [`runner`]). It waits for the serial queue to journal the
+//!   job as running before it starts, and hands the final state to the serial queue.
 //! - On start, finished jobs are loaded with their results, queued jobs are queued again in
 //!   id order, and a job that was running is marked failed as interrupted (not re-run: an
 //!   operator decides whether to submit it again).
@@ -17,7 +22,7 @@ pub mod runner;
 pub mod spec;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -35,6 +40,8 @@ pub use spec::JobSpec;
 
 /// Parallel jobs that may wait for the runner; more are refused with 503.
 pub const MAX_QUEUED_PARALLEL_JOBS: usize = 64;
+/// Serial jobs (ingest, reload) that may wait for their turn; more are refused with 503.
+pub const MAX_QUEUED_SERIAL_JOBS: usize = 64;
 /// Finished jobs kept (in memory and in the journal); the oldest are forgotten beyond it.
 pub const MAX_RETAINED_JOBS: usize = 1_000;
 /// Bytes of results of finished jobs kept; the oldest jobs are forgotten beyond it.
@@ -126,6 +133,20 @@ impl JobControl {
 
     pub fn set_total(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Work done so far, in the units of [`set_total`](Self::set_total).
+    pub fn set_done(&self, done: u64) {
+        self.done.store(done, Ordering::Relaxed);
+    }
+
+    /// Asks the job to stop at its next checkpoint.
+    fn request_cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     fn progress(&self) -> f64 {
@@ -228,16 +249,32 @@ pub struct JobPage {
 /// The job service shared by every worker.
 pub struct Jobs {
     registry: Mutex<BTreeMap<u64, Entry>>,
+    /// The id of the next admitted job; allocated on the serial queue's thread only.
     next_id: AtomicU64,
     serial: Arc<SerialQueue>,
     catalog: Arc<Catalog>,
     parallel: Sender<u64>,
+    /// Serial jobs journaled as queued whose turn has not come yet.
+    serial_jobs_waiting: AtomicUsize,
     runner: Mutex<Option<JoinHandle<()>>>,
     stopping: Arc<AtomicBool>,
     threads: usize,
     /// Why jobs cannot be taken (the journal could not be opened), if so.
     unavailable: Option<String>,
 }
+
+/// The index an ingest or reload built, the datasets it holds (the base first), and the
+/// job's result.
+type Built = (
+    crate::conversations::ConversationIndex,
+    Vec<std::path::PathBuf>,
+    Value,
+);
+
+/// The message of a job that was running when confab stopped.
+const INTERRUPTED: &str = "interrupted: confab stopped while the job ran";
+/// The message of a job cancelled while it ran.
+const CANCELLED_WHILE_RUNNING: &str = "cancelled while running";
 
 impl Jobs {
     /// Restores the journal's jobs and starts the runner. The journal is then handed to the
@@ -263,6 +300,7 @@ impl Jobs {
             serial,
             catalog,
             parallel,
+            serial_jobs_waiting: AtomicUsize::new(0),
             runner: Mutex::new(None),
             stopping,
             threads: threads.max(1),
@@ -300,6 +338,11 @@ impl Jobs {
         &self.catalog
     }
 
+    /// Tasks waiting on the serial queue: what a submission now waits behind.
+    pub fn serial_tasks_waiting(&self) -> usize {
+        self.serial.waiting()
+    }
+
     /// Loads every journaled job; marks interrupted ones failed. Returns the queued ones.
     fn restore(&self, journal: &mut Journal) -> Result<Vec<u64>, JournalError> {
         let mut queued = Vec::new();
@@ -311,7 +354,7 @@ impl Jobs {
             if record.status == JobStatus::Running {
                 record.status = JobStatus::Failed;
                 record.finished_at = Some(unix_now());
-                record.error = Some("interrupted: confab stopped while the job ran".into());
+                record.error = Some(INTERRUPTED.into());
                 journal.update(&record)?;
             }
             if record.status == JobStatus::Queued {
@@ -320,7 +363,7 @@ impl Jobs {
             let control = Arc::new(JobControl::new(&self.stopping));
             if record.status == JobStatus::Succeeded {
                 control.set_total(1);
-                control.done.store(1, Ordering::Relaxed);
+                control.set_done(1);
             }
             registry.insert(record.id, Entry { record, control });
         }
@@ -372,6 +415,7 @@ impl Jobs {
                 .map(|entry| entry.record.spec.is_serial());
             match serial {
                 Some(true) => {
+                    self.serial_jobs_waiting.fetch_add(1, Ordering::Relaxed);
                     let jobs = Arc::clone(self);
                     let _ = self
                         .serial
@@ -397,27 +441,36 @@ impl Jobs {
         if let Some(reason) = &self.unavailable {
             return Err(JobError::Unavailable(reason.clone()));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let jobs = Arc::clone(self);
-        let task = move |context: &mut SerialContext| jobs.admit(context, id, spec, reply);
-        self.serial.submit(task).map_err(|error| match error {
-            SubmitError::Full => JobError::QueueFull,
-            SubmitError::Stopped => JobError::Stopping,
-        })?;
+        let task = move |context: &mut SerialContext| {
+            let _ = reply.send(jobs.admit(context, spec));
+        };
+        self.serial.submit(task).map_err(refusal)?;
         Ok(answer)
     }
 
-    /// On the serial thread: registers and journals a new job, answers the submitter, and
-    /// runs a serial job right away.
+    /// On the serial thread: gives a new job its id, journals it, and only then registers
+    /// it and queues it (a serial job as a follow-up, a parallel one on the runner's queue).
+    /// A job refused for a full queue is never journaled.
     fn admit(
-        &self,
+        self: &Arc<Self>,
         context: &mut SerialContext,
-        id: u64,
         spec: JobSpec,
-        reply: oneshot::Sender<Result<JobView, JobError>>,
-    ) {
+    ) -> Result<JobView, JobError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(JobError::Stopping);
+        }
         let serial = spec.is_serial();
+        let room = match serial {
+            true => self.serial_jobs_waiting.load(Ordering::Relaxed) < MAX_QUEUED_SERIAL_JOBS,
+            // Only this thread queues new parallel jobs, so the room seen here stays.
+            false => !self.parallel.is_full(),
+        };
+        if !room {
+            return Err(JobError::QueueFull);
+        }
+        let id = self.next_id.load(Ordering::Relaxed);
         let record = JobRecord {
             id,
             spec,
@@ -428,171 +481,123 @@ impl Jobs {
             result: None,
             error: None,
         };
+        if let Err(error) = journal(context).insert(&record) {
+            tracing::error!(%error, "a job could not be journaled");
+            return Err(JobError::Journal(error.to_string()));
+        }
+        self.next_id.store(id + 1, Ordering::Relaxed);
         let control = Arc::new(JobControl::new(&self.stopping));
         let view = JobView {
             record: record.clone(),
             progress: 0.0,
             cancel_requested: false,
         };
-        self.registry().insert(
-            id,
-            Entry {
-                record: record.clone(),
-                control: Arc::clone(&control),
-            },
-        );
-        if !serial {
-            if let Err(error) = self.parallel.try_send(id) {
-                self.registry().remove(&id);
-                let refusal = match error {
-                    TrySendError::Full(_) => JobError::QueueFull,
-                    TrySendError::Disconnected(_) => JobError::Stopping,
-                };
-                let _ = reply.send(Err(refusal));
-                return;
-            }
-        }
-        if let Err(error) = journal(context).insert(&record) {
-            control.cancel.store(true, Ordering::Relaxed);
-            self.registry().remove(&id);
-            tracing::error!(%error, "a job could not be journaled");
-            let _ = reply.send(Err(JobError::Journal(error.to_string())));
-            return;
-        }
-        let _ = reply.send(Ok(view));
+        self.registry().insert(id, Entry { record, control });
         if serial {
-            self.run_serial(context, id);
+            self.serial_jobs_waiting.fetch_add(1, Ordering::Relaxed);
+            let jobs = Arc::clone(self);
+            context.follow_up(move |context| jobs.run_serial(context, id));
+        } else if let Err(error) = self.parallel.try_send(id) {
+            // The runner's queue filled after all (a stop wakes the runner through it): undo.
+            self.registry().remove(&id);
+            if let Err(error) = journal(context).remove(&[id]) {
+                tracing::error!(%error, id, "a refused job could not be removed from the journal");
+            }
+            return Err(match error {
+                TrySendError::Full(_) => JobError::QueueFull,
+                TrySendError::Disconnected(_) => JobError::Stopping,
+            });
         }
+        Ok(view)
     }
 
-    /// On the serial thread: runs an ingest or reload job.
+    /// On the serial thread: runs an ingest or reload job when its turn comes.
     fn run_serial(&self, context: &mut SerialContext, id: u64) {
-        if self.stopping.load(Ordering::Relaxed) {
-            return; // Stays queued in the journal; it runs after the restart.
-        }
-        let Some((spec, control)) = self.begin(id) else {
-            self.journal_final(context, id);
+        self.serial_jobs_waiting.fetch_sub(1, Ordering::Relaxed);
+        let Some((spec, control)) = self.begin(context, id) else {
             return;
         };
-        journal_or_log(
-            context,
-            |journal, record| journal.update(record),
-            &self.view(id),
-        );
         let build = || self.change_datasets(&spec, &control);
-        let Ok(outcome) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) else {
-            let message = "the job failed unexpectedly (see the log)".to_owned();
-            self.finish(id, JobStatus::Failed, None, Some(message));
-            self.journal_final(context, id);
-            return;
-        };
-        match outcome {
-            Ok((index, datasets, summary)) => {
-                // Journal first, then publish, then show the job as succeeded: a client that
-                // sees it succeeded queries the new data, and a crash after the journal write
-                // serves it after the restart.
-                let Some(mut record) = self.view(id).map(|view| view.record) else {
-                    return;
-                };
-                record.status = JobStatus::Succeeded;
-                record.finished_at = Some(unix_now());
-                record.result = Some(Arc::from(summary.to_string()));
-                let journaled = match &spec {
-                    JobSpec::Ingest { resolved, .. } => {
-                        journal(context).add_dataset(&record, resolved)
-                    }
-                    _ => journal(context).update(&record),
-                };
-                match journaled {
-                    Ok(()) => {
-                        self.catalog.publish(index, datasets);
-                        self.finish(id, JobStatus::Succeeded, Some(summary), None);
-                    }
-                    Err(error) => {
-                        let message = format!("the new datasets could not be journaled: {error}");
-                        self.finish(id, JobStatus::Failed, None, Some(message));
-                        self.journal_final(context, id);
-                    }
-                }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
+            Ok(Ok(built)) => self.publish(context, id, &spec, built),
+            Ok(Err(error)) => {
+                let (status, message) = stopped_status(&control, &error);
+                self.finish(context, id, status, None, Some(message));
             }
-            Err(error) => {
-                let status = self.stopped_status(&control, &error);
-                self.finish(id, status.0, None, Some(status.1));
-                self.journal_final(context, id);
+            Err(_) => {
+                let message = "the job failed unexpectedly (see the log)".to_owned();
+                self.finish(context, id, JobStatus::Failed, None, Some(message));
             }
         }
         self.prune(context);
     }
 
-    /// Builds the index an ingest or reload asks for, with progress and cancellation.
-    #[allow(clippy::type_complexity)]
-    fn change_datasets(
-        &self,
-        spec: &JobSpec,
-        control: &JobControl,
-    ) -> Result<
-        (
-            crate::conversations::ConversationIndex,
-            Vec<std::path::PathBuf>,
-            Value,
-        ),
-        LoadError,
-    > {
-        let extra = match spec {
-            JobSpec::Ingest { resolved, path } => {
-                if self.catalog.serves(resolved) {
-                    return Err(LoadError::AlreadyServed { path: path.into() });
-                }
-                Some(resolved.as_path())
-            }
-            _ => None,
+    /// On the serial thread: journals and shows that a queued job starts, and returns what
+    /// to run. A job cancelled while queued is journaled and shown cancelled instead; while
+    /// confab stops, the job stays queued for the next start.
+    fn begin(&self, context: &mut SerialContext, id: u64) -> Option<(JobSpec, Arc<JobControl>)> {
+        let (mut record, control) = {
+            let registry = self.registry();
+            let entry = registry.get(&id)?;
+            (entry.record.clone(), Arc::clone(&entry.control))
         };
-        let (index, datasets) = self.catalog.build(extra, &mut |done, total| {
-            control.set_total(total as u64 + 1);
-            control.done.store(done as u64, Ordering::Relaxed);
-            !control.should_stop()
-        })?;
-        let summary = json!({
-            "datasets": datasets.iter().map(|path| path.display().to_string()).collect::<Vec<_>>(),
-            "conversations": index.len(),
-            "companies": index.stats().companies,
-            "tags": index.stats().tags,
-        });
-        Ok((index, datasets, summary))
-    }
-
-    /// The status and message of a job whose work ended early.
-    fn stopped_status(&self, control: &JobControl, error: &LoadError) -> (JobStatus, String) {
-        match error {
-            LoadError::Stopped if control.cancel.load(Ordering::Relaxed) => {
-                (JobStatus::Cancelled, "cancelled while running".into())
-            }
-            LoadError::Stopped => (
-                JobStatus::Failed,
-                "interrupted: confab stopped while the job ran".into(),
-            ),
-            error => (JobStatus::Failed, error.to_string()),
+        if record.status != JobStatus::Queued || self.stopping.load(Ordering::Relaxed) {
+            return None;
         }
+        if control.cancel_requested() {
+            record.status = JobStatus::Cancelled;
+            record.finished_at = Some(unix_now());
+            let _ = self.commit(context, record);
+            return None;
+        }
+        record.status = JobStatus::Running;
+        record.started_at = Some(unix_now());
+        let spec = record.spec.clone();
+        self.commit(context, record).ok()?;
+        Some((spec, control))
     }
 
-    /// Marks a job running, unless it was cancelled while queued. Returns what to run.
-    fn begin(&self, id: u64) -> Option<(JobSpec, Arc<JobControl>)> {
+    /// On the serial thread: journals `record`, then shows it. A record the journal refused
+    /// is not shown; the job is shown failed with the journal's error instead (the journal
+    /// keeps its previous state, which a restart resumes from).
+    fn commit(&self, context: &mut SerialContext, record: JobRecord) -> Result<(), JobError> {
+        let written = journal(context).update(&record);
         let mut registry = self.registry();
-        let entry = registry.get_mut(&id)?;
-        if entry.record.status != JobStatus::Queued {
-            return None;
+        let Some(entry) = registry.get_mut(&record.id) else {
+            return Ok(());
+        };
+        match written {
+            Ok(()) => {
+                if record.status == JobStatus::Succeeded {
+                    entry.control.set_total(1);
+                    entry.control.set_done(1);
+                }
+                entry.record = record;
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, id = record.id, "a job's state could not be journaled");
+                entry.record.status = JobStatus::Failed;
+                entry.record.finished_at = Some(unix_now());
+                entry.record.error = Some(format!("the job could not be journaled: {error}"));
+                Err(JobError::Journal(error.to_string()))
+            }
         }
-        if entry.control.cancel.load(Ordering::Relaxed) {
-            entry.record.status = JobStatus::Cancelled;
-            entry.record.finished_at.get_or_insert_with(unix_now);
-            return None;
-        }
-        entry.record.status = JobStatus::Running;
-        entry.record.started_at = Some(unix_now());
-        Some((entry.record.spec.clone(), Arc::clone(&entry.control)))
     }
 
-    fn finish(&self, id: u64, status: JobStatus, result: Option<Value>, error: Option<String>) {
+    /// On the serial thread: journals and shows a job's final state. A result over
+    /// [`MAX_RESULT_BYTES`] fails the job instead.
+    fn finish(
+        &self,
+        context: &mut SerialContext,
+        id: u64,
+        status: JobStatus,
+        result: Option<Value>,
+        error: Option<String>,
+    ) {
+        let Some(mut record) = self.view(id).map(|view| view.record) else {
+            return;
+        };
         let result = result.map(|value| value.to_string());
         let (status, result, error) = match result {
             Some(text) if text.len() > MAX_RESULT_BYTES => (
@@ -605,41 +610,79 @@ impl Jobs {
             ),
             result => (status, result, error),
         };
-        if let Some(entry) = self.registry().get_mut(&id) {
-            entry.record.status = status;
-            entry.record.finished_at = Some(unix_now());
-            entry.record.result = result.map(Arc::from);
-            entry.record.error = error;
-            if status == JobStatus::Succeeded {
-                entry.control.set_total(1);
-                entry.control.done.store(1, Ordering::Relaxed);
+        record.status = status;
+        record.finished_at = Some(unix_now());
+        record.result = result.map(Arc::from);
+        record.error = error;
+        let _ = self.commit(context, record);
+    }
+
+    /// On the serial thread: journals a successful ingest or reload (with the new dataset
+    /// list, in one transaction), then publishes the new index, then shows the job succeeded:
+    /// a client that sees it succeeded queries the new data, and a crash after the journal
+    /// write serves it after the restart.
+    fn publish(&self, context: &mut SerialContext, id: u64, spec: &JobSpec, built: Built) {
+        let (index, datasets, summary) = built;
+        let Some(mut record) = self.view(id).map(|view| view.record) else {
+            return;
+        };
+        record.status = JobStatus::Succeeded;
+        record.finished_at = Some(unix_now());
+        record.result = Some(Arc::from(summary.to_string()));
+        let journaled = match (spec, datasets.last()) {
+            (JobSpec::Ingest { .. }, Some(added)) => journal(context).add_dataset(&record, added),
+            _ => journal(context).update(&record),
+        };
+        match journaled {
+            Ok(()) => {
+                self.catalog.publish(index, datasets);
+                if let Some(entry) = self.registry().get_mut(&id) {
+                    entry.control.set_total(1);
+                    entry.control.set_done(1);
+                    entry.record = record;
+                }
+            }
+            Err(error) => {
+                let message = format!("the new datasets could not be journaled: {error}");
+                self.finish(context, id, JobStatus::Failed, None, Some(message));
             }
         }
     }
 
-    /// On the serial thread: journals a job's current (final) state.
-    fn journal_final(&self, context: &mut SerialContext, id: u64) {
-        if let Some(view) = self.view(id) {
-            journal_or_log(
-                context,
-                |journal, record| journal.update(record),
-                &Some(view),
-            );
-        }
+    /// Builds the index an ingest or reload asks for, with progress and cancellation. An
+    /// ingest's path is resolved again first: it may have changed since the submission.
+    fn change_datasets(&self, spec: &JobSpec, control: &JobControl) -> Result<Built, LoadError> {
+        let extra = match spec {
+            JobSpec::Ingest { path, .. } => {
+                let resolved = self.resolve_again(path)?;
+                if self.catalog.serves(&resolved) {
+                    return Err(LoadError::AlreadyServed { path: path.into() });
+                }
+                Some(resolved)
+            }
+            _ => None,
+        };
+        let (index, datasets) = self.catalog.build(extra.as_deref(), control)?;
+        let summary = json!({
+            "datasets": datasets.iter().map(|path| path.display().to_string()).collect::<Vec<_>>(),
+            "conversations": index.len(),
+            "companies": index.stats().companies,
+            "tags": index.stats().tags,
+        });
+        Ok((index, datasets, summary))
     }
 
-    /// From the runner thread: journals a job's current state through the serial queue.
-    fn journal_later(self: &Arc<Self>, id: u64) {
-        let jobs = Arc::clone(self);
-        let queued = self.serial.submit_wait(move |context| {
-            jobs.journal_final(context, id);
-            jobs.prune(context);
-        });
-        if queued.is_err() {
-            tracing::warn!(
-                id,
-                "the serial queue stopped before a job's state was journaled"
-            );
+    /// The canonical path an ingest's `path` names now, which must still lie in the data root.
+    fn resolve_again(&self, path: &str) -> Result<std::path::PathBuf, LoadError> {
+        let root = self.catalog.data_root();
+        let named = root.join(path);
+        let resolved = named.canonicalize().map_err(|source| LoadError::Io {
+            path: named.clone(),
+            source,
+        })?;
+        match resolved.starts_with(root) {
+            true => Ok(resolved),
+            false => Err(LoadError::OutsideRoot { path: named }),
         }
     }
 
@@ -678,61 +721,79 @@ impl Jobs {
         }
     }
 
-    /// The runner thread: one parallel job at a time, in submission order.
+    /// The runner thread: one parallel job at a time, in submission order. Each starts once
+    /// the serial queue has journaled it as running; its final state goes to the serial queue
+    /// to be journaled and shown.
     fn run_parallel_jobs(self: Arc<Self>, queue: Receiver<u64>) {
         for id in queue {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let Some((spec, control)) = self.begin(id) else {
-                self.journal_later(id);
+            let jobs = Arc::clone(&self);
+            let started = self
+                .serial
+                .run_blocking(move |context| jobs.begin(context, id));
+            let Ok(Some((spec, control))) = started else {
                 continue;
             };
-            self.journal_later(id);
-            let index = self.catalog.current();
-            let company = |key: &Option<String>| CompanyFilter::resolve(&index, key.as_deref());
-            let outcome = match &spec {
-                JobSpec::TagStats { company: key } => {
-                    let analysis = TagStats {
-                        filter: company(key),
-                    };
-                    run_analysis(&index, &analysis, self.threads, &control)
-                }
-                JobSpec::KeywordStats {
-                    words,
-                    company: key,
-                } => {
-                    let analysis = KeywordStats {
-                        words: words.clone(),
-                        filter: company(key),
-                    };
-                    run_analysis(&index, &analysis, self.threads, &control)
-                }
-                JobSpec::TranscriptSummary { company: key } => {
-                    let analysis = TranscriptSummary {
-                        filter: company(key),
-                    };
-                    run_analysis(&index, &analysis, self.threads, &control)
-                }
-                JobSpec::Ingest { .. } | JobSpec::Reload => Err(Interrupted::Panicked),
-            };
-            drop(index);
-            match outcome {
-                Ok(result) => self.finish(id, JobStatus::Succeeded, Some(result), None),
-                Err(Interrupted::Stopped) if control.cancel.load(Ordering::Relaxed) => {
-                    let message = "cancelled while running".to_owned();
-                    self.finish(id, JobStatus::Cancelled, None, Some(message));
-                }
+            let (status, result, error) = match self.analyse(&spec, &control) {
+                Ok(result) => (JobStatus::Succeeded, Some(result), None),
+                Err(Interrupted::Stopped) if control.cancel_requested() => (
+                    JobStatus::Cancelled,
+                    None,
+                    Some(CANCELLED_WHILE_RUNNING.to_owned()),
+                ),
                 Err(Interrupted::Stopped) => {
-                    let message = "interrupted: confab stopped while the job ran".to_owned();
-                    self.finish(id, JobStatus::Failed, None, Some(message));
+                    (JobStatus::Failed, None, Some(INTERRUPTED.to_owned()))
                 }
-                Err(Interrupted::Panicked) => {
-                    let message = "the analysis failed unexpectedly".to_owned();
-                    self.finish(id, JobStatus::Failed, None, Some(message));
-                }
+                Err(Interrupted::Panicked) => (
+                    JobStatus::Failed,
+                    None,
+                    Some("the analysis failed unexpectedly".to_owned()),
+                ),
+            };
+            let jobs = Arc::clone(&self);
+            let queued = self.serial.submit_wait(move |context| {
+                jobs.finish(context, id, status, result, error);
+                jobs.prune(context);
+            });
+            if queued.is_err() {
+                tracing::warn!(
+                    id,
+                    "the serial queue stopped before a job's end was journaled"
+                );
             }
-            self.journal_later(id);
+        }
+    }
+
+    /// Runs one analysis over the current snapshot.
+    fn analyse(&self, spec: &JobSpec, control: &JobControl) -> Result<Value, Interrupted> {
+        let index = self.catalog.current();
+        let company = |key: &Option<String>| CompanyFilter::resolve(&index, key.as_deref());
+        match spec {
+            JobSpec::TagStats { company: key } => {
+                let analysis = TagStats {
+                    filter: company(key),
+                };
+                run_analysis(&index, &analysis, self.threads, control)
+            }
+            JobSpec::KeywordStats {
+                words,
+                company: key,
+            } => {
+                let analysis = KeywordStats {
+                    words: words.clone(),
+                    filter: company(key),
+                };
+                run_analysis(&index, &analysis, self.threads, control)
+            }
+            JobSpec::TranscriptSummary { company: key } => {
+                let analysis = TranscriptSummary {
+                    filter: company(key),
+                };
+                run_analysis(&index, &analysis, self.threads, control)
+            }
+            JobSpec::Ingest { .. } | JobSpec::Reload => Err(Interrupted::Panicked),
         }
     }
 
@@ -753,31 +814,69 @@ impl Jobs {
         JobPage { jobs, total }
     }
 
-    /// Cancels a queued job at once, or asks a running one to stop at its next checkpoint.
-    pub fn cancel(self: &Arc<Self>, id: u64) -> Result<Cancelled, JobError> {
-        let mut registry = self.registry();
-        let entry = registry.get_mut(&id).ok_or(JobError::NotFound(id))?;
-        if entry.record.status.is_finished() {
-            return Err(JobError::Finished {
-                id,
-                status: entry.record.status.name(),
-            });
-        }
-        entry.control.cancel.store(true, Ordering::Relaxed);
-        if entry.record.status == JobStatus::Running {
-            return Ok(Cancelled::Requested(view_of(entry)));
-        }
-        entry.record.status = JobStatus::Cancelled;
-        entry.record.finished_at = Some(unix_now());
-        let view = view_of(entry);
-        drop(registry);
-        // The job's own turn journals the cancellation too; this write only makes it durable
-        // sooner, so a full queue is not an error here.
+    /// Cancels a job. A running one is asked to stop at its next checkpoint, answered at once.
+    /// A queued one is cancelled by a serial task that journals it first; the answer arrives
+    /// once it is journaled (after whatever serial task runs before it).
+    pub fn cancel(
+        self: &Arc<Self>,
+        id: u64,
+    ) -> Result<oneshot::Receiver<Result<Cancelled, JobError>>, JobError> {
+        let (reply, answer) = oneshot::channel();
+        let control = {
+            let registry = self.registry();
+            let entry = registry.get(&id).ok_or(JobError::NotFound(id))?;
+            if entry.record.status.is_finished() {
+                return Err(JobError::Finished {
+                    id,
+                    status: entry.record.status.name(),
+                });
+            }
+            if entry.record.status == JobStatus::Running {
+                entry.control.request_cancel();
+                let _ = reply.send(Ok(Cancelled::Requested(view_of(entry))));
+                return Ok(answer);
+            }
+            Arc::clone(&entry.control)
+        };
         let jobs = Arc::clone(self);
-        let _ = self
-            .serial
-            .submit(move |context| jobs.journal_final(context, id));
-        Ok(Cancelled::Now(view))
+        let task = move |context: &mut SerialContext| {
+            let _ = reply.send(jobs.cancel_queued(context, id));
+        };
+        self.serial.submit(task).map_err(refusal)?;
+        // From here the job is skipped if its turn comes before the task above.
+        control.request_cancel();
+        Ok(answer)
+    }
+
+    /// On the serial thread: journals a queued job as cancelled, then shows it so.
+    fn cancel_queued(&self, context: &mut SerialContext, id: u64) -> Result<Cancelled, JobError> {
+        let (mut record, control) = {
+            let registry = self.registry();
+            let entry = registry.get(&id).ok_or(JobError::NotFound(id))?;
+            (entry.record.clone(), Arc::clone(&entry.control))
+        };
+        match record.status {
+            JobStatus::Queued => {
+                record.status = JobStatus::Cancelled;
+                record.finished_at = Some(unix_now());
+                self.commit(context, record)?;
+            }
+            JobStatus::Running => {
+                control.request_cancel();
+                let view = self.view(id).ok_or(JobError::NotFound(id))?;
+                return Ok(Cancelled::Requested(view));
+            }
+            JobStatus::Cancelled => {}
+            status => {
+                return Err(JobError::Finished {
+                    id,
+                    status: status.name(),
+                })
+            }
+        }
+        self.view(id)
+            .map(Cancelled::Now)
+            .ok_or(JobError::NotFound(id))
     }
 
     /// Stops taking jobs, interrupts running ones at their next checkpoint and joins the
@@ -792,13 +891,31 @@ impl Jobs {
     }
 }
 
+/// The status and message of a serial job whose work ended early.
+fn stopped_status(control: &JobControl, error: &LoadError) -> (JobStatus, String) {
+    match error {
+        LoadError::Stopped if control.cancel_requested() => {
+            (JobStatus::Cancelled, CANCELLED_WHILE_RUNNING.into())
+        }
+        LoadError::Stopped => (JobStatus::Failed, INTERRUPTED.into()),
+        error => (JobStatus::Failed, error.to_string()),
+    }
+}
+
+fn refusal(error: SubmitError) -> JobError {
+    match error {
+        SubmitError::Full => JobError::QueueFull,
+        SubmitError::Stopped => JobError::Stopping,
+    }
+}
+
 fn view_of(entry: &Entry) -> JobView {
     JobView {
         progress: match entry.record.status {
             JobStatus::Succeeded => 1.0,
             _ => entry.control.progress(),
         },
-        cancel_requested: entry.control.cancel.load(Ordering::Relaxed),
+        cancel_requested: entry.control.cancel_requested(),
         record: entry.record.clone(),
     }
 }
@@ -810,14 +927,5 @@ fn journal(context: &mut SerialContext) -> &mut Journal {
         .expect("the job journal is installed before any job task")
 }
 
-fn journal_or_log(
-    context: &mut SerialContext,
-    write: impl FnOnce(&mut Journal, &JobRecord) -> Result<(), JournalError>,
-    view: &Option<JobView>,
-) {
-    if let Some(view) = view {
-        if let Err(error) = write(journal(context), &view.record) {
-            tracing::error!(%error, id = view.record.id, "a job's state could not be journaled");
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

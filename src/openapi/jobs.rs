@@ -105,6 +105,19 @@ pub struct JobList {
     pub page: u64,
     #[schema(minimum = 1, maximum = 100)]
     pub per_page: u64,
+    pub serial_queue: SerialQueueBacklog,
+}
+
+/// The serial queue's backlog: the tasks (ingests, reloads, job journal writes, statistics
+/// flushes) a submission made now would wait behind before it is journaled and answered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SerialQueueBacklog {
+    /// Tasks waiting, not counting the one running.
+    #[schema(minimum = 0)]
+    pub waiting: u64,
+    /// Tasks that may wait; past it, submissions and cancellations of queued jobs get `503`.
+    #[schema(minimum = 1)]
+    pub capacity: u64,
 }
 
 /// The query parameters of `GET /api/jobs`. Unknown parameters are ignored.
@@ -132,7 +145,9 @@ pub(super) mod operations {
     /// Queues an analysis (`tag-stats`, `keyword-stats`, `transcript-summary`: run over
     /// every core, one job at a time) or a dataset change (`ingest`, `reload`: run on the
     /// serial queue). The answer comes once the job is journaled, so an acknowledged job
-    /// survives a crash. Needs the admin token.
+    /// survives a crash; it waits behind the serial task running at the time (at worst an
+    /// ingest), and past the submit timeout (10 minutes) the answer is `503` while the job may
+    /// still be journaled later. Needs the admin token.
     #[utoipa::path(
         post,
         path = "/api/jobs",
@@ -176,7 +191,7 @@ pub(super) mod operations {
 
     /// List jobs
     ///
-    /// Jobs newest first, without their results.
+    /// Jobs newest first, without their results, and the serial queue's backlog.
     #[utoipa::path(
         get,
         path = "/api/jobs",
@@ -213,8 +228,9 @@ pub(super) mod operations {
 
     /// Cancel a job
     ///
-    /// A queued job is cancelled at once (`200`); a running one is asked to stop at its next
-    /// checkpoint (`202`). Needs the admin token.
+    /// A queued job is cancelled (`200`) once the cancellation is journaled, which waits
+    /// behind the serial task running at the time; a running one is asked to stop at its next
+    /// checkpoint (`202`, answered at once). Needs the admin token.
     #[utoipa::path(
         delete,
         path = "/api/jobs/{id}",
@@ -241,6 +257,14 @@ pub(super) mod operations {
                 example = json!(problem(
                     ProblemKind::Conflict,
                     "job 7 has already succeeded"
+                ))),
+            (status = 503, description = "The serial queue is full (with `Retry-After`), the \
+                cancellation was not journaled in time, or confab is stopping",
+                body = ProblemDocument, content_type = "application/problem+json",
+                headers(("retry-after" = u32, description = "Seconds to wait when the queue is full")),
+                example = json!(problem(
+                    ProblemKind::Unavailable,
+                    "the job queues are full; retry shortly"
                 ))),
         )
     )]

@@ -92,6 +92,11 @@ impl RunningServer {
         self.setup
     }
 
+    /// The serial queue of this server (for embedding code and tests that watch or hold it).
+    pub fn serial_queue(&self) -> &Arc<SerialQueue> {
+        &self.serial
+    }
+
     /// The signal that stops this server; trigger it from anywhere (a signal handler thread).
     pub fn shutdown_signal(&self) -> Arc<ShutdownSignal> {
         Arc::clone(&self.workers.signal)
@@ -126,12 +131,11 @@ pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
     };
     let target = UpstreamTarget::resolve(&upstream_url)?;
     let tls = upstream_tls(&config, &target)?;
-    let serial = SerialQueue::start(SerialContext {
-        state_dir: Some(config.state_dir.clone()),
-        ..SerialContext::default()
-    })
-    .map(Arc::new)
-    .map_err(StartError::Worker)?;
+    let mut serial_context = SerialContext::default();
+    serial_context.state_dir = Some(config.state_dir.clone());
+    let serial = SerialQueue::start(serial_context)
+        .map(Arc::new)
+        .map_err(StartError::Worker)?;
     let stats = Stats::start(
         StatsConfig {
             state_dir: Some(config.state_dir.clone()),

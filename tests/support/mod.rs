@@ -106,6 +106,11 @@ impl Proxy {
         self.client().exchange(request)
     }
 
+    /// The server's serial queue (to hold it, or to see what waits on it).
+    pub fn serial_queue(&self) -> std::sync::Arc<confab::serial::SerialQueue> {
+        std::sync::Arc::clone(self.server.as_ref().expect("a running server").serial_queue())
+    }
+
     /// The upstream the server says it uses.
     pub fn upstream_url(&self) -> &str {
         &self.upstream_url

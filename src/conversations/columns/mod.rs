@@ -101,7 +101,7 @@ impl ColumnSpec {
 
 /// The Parquet part files of a folder, in file-name order. Skips hidden and
 /// bookkeeping files (names starting with `.` or `_`, such as `_SUCCESS`), `.crc`
-/// checksums and sub-folders.
+/// checksums, sub-folders and special files; follows symbolic links to files.
 pub(crate) fn part_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let io_error = |source| LoadError::Io {
         path: dir.to_path_buf(),
@@ -113,12 +113,27 @@ pub(crate) fn part_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let hidden = name.starts_with('.') || name.starts_with('_') || name.ends_with(".crc");
-        if !hidden && entry.file_type().map_err(io_error)?.is_file() {
+        if !hidden
+            && is_part_file(&entry).map_err(|source| LoadError::Io {
+                path: entry.path(),
+                source,
+            })?
+        {
             files.push(entry.path());
         }
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     Ok(files)
+}
+
+/// Whether a folder entry is a part file: a regular file, or a symbolic link to one (a link
+/// that leads nowhere is an error naming it, not a silently missing part).
+fn is_part_file(entry: &std::fs::DirEntry) -> std::io::Result<bool> {
+    let file_type = entry.file_type()?;
+    match file_type.is_symlink() {
+        true => std::fs::metadata(entry.path()).map(|target| target.is_file()),
+        false => Ok(file_type.is_file()),
+    }
 }
 
 /// An open part file whose schema has been checked against the wanted columns.
@@ -129,12 +144,12 @@ pub(crate) struct PartReader {
 }
 
 impl PartReader {
-    /// Opens `path` and resolves `specs` against its schema.
-    pub(crate) fn open(path: &Path, specs: &[ColumnSpec]) -> Result<Self, LoadError> {
-        let file = File::open(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    /// Reads the footer of `file`, opened from `path`, and resolves `specs` against its schema.
+    pub(crate) fn from_file(
+        path: &Path,
+        file: File,
+        specs: &[ColumnSpec],
+    ) -> Result<Self, LoadError> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| {
             LoadError::NotParquet {
                 path: path.to_path_buf(),

@@ -184,14 +184,14 @@ impl ConversationIndex {
     }
 
     /// Loads several datasets (each in either layout) into one index, rows numbered in the
-    /// order given. `before_each` is told the position of each dataset before it is read,
-    /// and `paths.len()` before the index is frozen; `false` stops with
-    /// [`LoadError::Stopped`] (so a cancelled load ends at the next dataset boundary).
+    /// order given. `watch` is told of each dataset and each file before it is read and of
+    /// the progress after each batch of conversations; it can refuse a file or stop the load
+    /// (see [`LoadWatch`](crate::conversations::LoadWatch)), so a cancelled load ends within a dataset.
     pub fn load_many(
         paths: &[std::path::PathBuf],
-        before_each: &mut dyn FnMut(usize) -> bool,
+        watch: &mut dyn crate::conversations::LoadWatch,
     ) -> Result<Self, LoadError> {
-        super::load::load_many(paths, before_each)
+        super::load::load_many(paths, watch)
     }
 
     /// Number of conversations.

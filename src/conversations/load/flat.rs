@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{table_files, too_large, Progress};
-use crate::conversations::columns::{ColumnBatch, ColumnKind, ColumnSpec, PartReader};
+use super::{fraction_read, table_files, too_large, Reading};
+use crate::conversations::columns::{ColumnBatch, ColumnKind, ColumnSpec};
 use crate::conversations::error::LoadError;
 use crate::conversations::index::{IndexBuilder, NewConversation};
 
@@ -30,19 +30,24 @@ pub(super) fn load_into(
     path: &Path,
     is_dir: bool,
     builder: &mut IndexBuilder,
+    reading: &mut Reading<'_>,
 ) -> Result<(), LoadError> {
     let files: Vec<PathBuf> = match is_dir {
         true => table_files(path)?,
         false => vec![path.to_path_buf()],
     };
-    let mut progress = Progress::new();
-    for file in &files {
-        let reader = PartReader::open(file, &COLUMNS)?;
-        tracing::info!(file = %file.display(), rows = reader.row_count(), "reading conversations");
+    for (position, file) in files.iter().enumerate() {
+        let reader = reading.open(file, &COLUMNS)?;
+        let rows = reader.row_count();
+        tracing::info!(file = %file.display(), rows, "reading conversations");
+        let mut rows_read = 0;
         reader.for_each_batch(|batch| {
             read_batch(batch, builder)?;
-            progress.after_batch(builder);
-            Ok(())
+            rows_read += batch.num_rows() as u64;
+            reading.after_batch(
+                builder,
+                fraction_read(position, files.len(), rows_read, rows),
+            )
         })?;
     }
     Ok(())

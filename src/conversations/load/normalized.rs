@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::keys::{key_text, KeyMap};
-use super::{table_files, too_large, Progress};
-use crate::conversations::columns::{ColumnBatch, ColumnKind, ColumnSpec, IdValue, PartReader};
+use super::{fraction_read, table_files, too_large, Reading};
+use crate::conversations::columns::{ColumnBatch, ColumnKind, ColumnSpec, IdValue};
 use crate::conversations::error::LoadError;
 use crate::conversations::index::{IndexBuilder, NewConversation};
 
@@ -53,25 +53,33 @@ const CONVERSATION_TRANSCRIPT_TYPE: &str = "conversation";
 
 /// Reads a normalized export rooted at `root` into `builder`; returns whether the links of
 /// conversations to transcripts and companies were inferred from row order.
-pub(super) fn load_into(root: &Path, builder: &mut IndexBuilder) -> Result<bool, LoadError> {
-    let companies = read_companies(&root.join("company"), builder)?;
-    let tags = read_tags(&root.join("tag"), builder)?;
+pub(super) fn load_into(
+    root: &Path,
+    builder: &mut IndexBuilder,
+    reading: &mut Reading<'_>,
+) -> Result<bool, LoadError> {
+    let companies = read_companies(&root.join("company"), builder, reading)?;
+    let tags = read_tags(&root.join("tag"), builder, reading)?;
     let transcript_files = table_files(&root.join("transcript"))?;
     let conversation_files = table_files(&root.join("conversation"))?;
-    let explicit = has_column(&conversation_files[0], &["id_transcript"])?
-        && has_column(&transcript_files[0], &["id_company"])?;
+    let explicit = has_column(&conversation_files[0], &["id_transcript"], reading)?
+        && has_column(&transcript_files[0], &["id_company"], reading)?;
     if !explicit {
         tracing::warn!(path = %root.display(), "no id_transcript/id_company keys: inferring conversation links from row order");
     }
-    let transcripts = read_transcripts(&transcript_files, explicit, &companies, builder)?;
+    let transcripts = read_transcripts(&transcript_files, explicit, &companies, builder, reading)?;
     let mut linker = Linker::new(explicit, &transcripts, root.join("conversation"));
-    read_conversations(&conversation_files, &tags, &mut linker, builder)?;
+    read_conversations(&conversation_files, &tags, &mut linker, builder, reading)?;
     linker.check_all_runs_used()?;
     Ok(!explicit)
 }
 
-fn has_column(file: &Path, names: &'static [&'static str]) -> Result<bool, LoadError> {
-    let reader = PartReader::open(file, &[ColumnSpec::optional(names, ColumnKind::Id)])?;
+fn has_column(
+    file: &Path,
+    names: &'static [&'static str],
+    reading: &mut Reading<'_>,
+) -> Result<bool, LoadError> {
+    let reader = reading.open(file, &[ColumnSpec::optional(names, ColumnKind::Id)])?;
     Ok(reader.has(0))
 }
 
@@ -81,13 +89,18 @@ struct Companies {
     by_lowercase_name: HashMap<String, u32>,
 }
 
-fn read_companies(dir: &Path, builder: &mut IndexBuilder) -> Result<Companies, LoadError> {
+fn read_companies(
+    dir: &Path,
+    builder: &mut IndexBuilder,
+    reading: &mut Reading<'_>,
+) -> Result<Companies, LoadError> {
     let mut companies = Companies {
         by_key: KeyMap::default(),
         by_lowercase_name: HashMap::new(),
     };
     for file in table_files(dir)? {
-        PartReader::open(&file, &COMPANY_COLUMNS)?.for_each_batch(|batch| {
+        let reader = reading.open(&file, &COMPANY_COLUMNS)?;
+        reader.for_each_batch(|batch| {
             let ids = batch
                 .id(COMPANY_ID)?
                 .ok_or_else(|| batch.missing(COMPANY_ID))?;
@@ -113,10 +126,15 @@ fn read_companies(dir: &Path, builder: &mut IndexBuilder) -> Result<Companies, L
     Ok(companies)
 }
 
-fn read_tags(dir: &Path, builder: &mut IndexBuilder) -> Result<KeyMap, LoadError> {
+fn read_tags(
+    dir: &Path,
+    builder: &mut IndexBuilder,
+    reading: &mut Reading<'_>,
+) -> Result<KeyMap, LoadError> {
     let mut tags = KeyMap::default();
     for file in table_files(dir)? {
-        PartReader::open(&file, &TAG_COLUMNS)?.for_each_batch(|batch| {
+        let reader = reading.open(&file, &TAG_COLUMNS)?;
+        reader.for_each_batch(|batch| {
             let ids = batch.id(TAG_ID)?.ok_or_else(|| batch.missing(TAG_ID))?;
             let values = batch
                 .text(TAG_VALUE)?
@@ -172,6 +190,7 @@ fn read_transcripts(
     explicit: bool,
     companies: &Companies,
     builder: &mut IndexBuilder,
+    reading: &mut Reading<'_>,
 ) -> Result<Transcripts, LoadError> {
     let mut transcripts = Transcripts {
         first: builder.transcript_count() as u32,
@@ -181,7 +200,8 @@ fn read_transcripts(
     };
     let columns = transcript_columns(explicit);
     for file in files {
-        PartReader::open(file, &columns)?.for_each_batch(|batch| {
+        let reader = reading.open(file, &columns)?;
+        reader.for_each_batch(|batch| {
             read_transcript_batch(batch, explicit, companies, &mut transcripts, builder)
         })?;
     }
@@ -430,16 +450,21 @@ fn read_conversations(
     tags: &KeyMap,
     linker: &mut Linker<'_>,
     builder: &mut IndexBuilder,
+    reading: &mut Reading<'_>,
 ) -> Result<(), LoadError> {
     let columns = linker.columns();
-    let mut progress = Progress::new();
-    for file in files {
-        let reader = PartReader::open(file, &columns)?;
-        tracing::info!(file = %file.display(), rows = reader.row_count(), "reading conversations");
+    for (position, file) in files.iter().enumerate() {
+        let reader = reading.open(file, &columns)?;
+        let rows = reader.row_count();
+        tracing::info!(file = %file.display(), rows, "reading conversations");
+        let mut rows_read = 0;
         reader.for_each_batch(|batch| {
             read_conversation_batch(batch, tags, linker, builder)?;
-            progress.after_batch(builder);
-            Ok(())
+            rows_read += batch.num_rows() as u64;
+            reading.after_batch(
+                builder,
+                fraction_read(position, files.len(), rows_read, rows),
+            )
         })?;
     }
     Ok(())

@@ -1,0 +1,1 @@
+//! Library-level tests of the job service.
