@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab::http1::{self, RequestHead, ResponseHead, Version};
+use confab::http1::{self, HeadLimits, RequestHead, ResponseHead, Version};
 use confab::proxy::upstream::UpstreamTarget;
-use confab::proxy::{render_request_head, render_response_head, ForwardedFor};
+use confab::proxy::{end_request_head, render_request_fields, render_response_head, ForwardedFor};
 use confab::routing;
 use confab::serial::{SerialContext, SerialQueue};
 use confab::stats::{RouteKey, Sample, Stats, StatsConfig, WorkerRecorder};
@@ -45,7 +45,10 @@ content-length: 27\r\ncache-control: max-age=300\r\nx-request-id: 3f1c\r\n\r\n\
 
 fn parsed_request(bytes: &[u8]) -> RequestHead {
     let mut head = RequestHead::default();
-    assert_eq!(http1::parse_request(bytes, &mut head), Ok(true));
+    assert_eq!(
+        http1::parse_request(bytes, &HeadLimits::DEFAULT, &mut head),
+        Ok(true)
+    );
     head
 }
 
@@ -54,7 +57,7 @@ fn request_head_parse(c: &mut Criterion) {
     let mut head = RequestHead::default();
     for (name, bytes) in [("short", SHORT_REQUEST), ("long", LONG_REQUEST)] {
         group.bench_function(name, |b| {
-            b.iter(|| http1::parse_request(black_box(bytes), &mut head))
+            b.iter(|| http1::parse_request(black_box(bytes), &HeadLimits::DEFAULT, &mut head))
         });
     }
     group.finish();
@@ -68,7 +71,10 @@ fn upstream_head_render(c: &mut Criterion) {
     for (name, bytes) in [("short", SHORT_REQUEST), ("long", LONG_REQUEST)] {
         let head = parsed_request(bytes);
         group.bench_function(name, |b| {
-            b.iter(|| render_request_head(bytes, &head, &forwarded_for, &target, &mut out))
+            b.iter(|| {
+                render_request_fields(bytes, &head, &forwarded_for, &target, &mut out);
+                end_request_head(head.framing, &mut out);
+            })
         });
     }
     group.finish();
@@ -101,9 +107,14 @@ fn response_head(c: &mut Criterion) {
     let mut head = ResponseHead::default();
     let mut out = Vec::with_capacity(16 * 1024);
     group.bench_function("parse", |b| {
-        b.iter(|| http1::parse_response(black_box(RESPONSE), false, &mut head))
+        b.iter(|| {
+            http1::parse_response(black_box(RESPONSE), false, &HeadLimits::DEFAULT, &mut head)
+        })
     });
-    assert_eq!(http1::parse_response(RESPONSE, false, &mut head), Ok(true));
+    assert_eq!(
+        http1::parse_response(RESPONSE, false, &HeadLimits::DEFAULT, &mut head),
+        Ok(true)
+    );
     group.bench_function("render", |b| {
         b.iter(|| render_response_head(&head, RESPONSE, false, Version::Http11, true, &mut out))
     });

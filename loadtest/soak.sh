@@ -97,9 +97,11 @@ sampler=$!
 pids+=("$sampler")
 
 echo "soaking for $DURATION: good $GOOD_RATE req/s, failing $BAD_RATE req/s, $CONNECTIONS connections each" >&2
+# Requests still in flight at the deadline are waited for, not counted as errors.
 oha_run() { # name rate
     oha --no-tui --output-format json -o "$work/$1.json" -z "$DURATION" -q "$2" \
-        -c "$CONNECTIONS" --latency-correction --urls-from-file "$work/$1.urls" >/dev/null 2>&1 || true
+        -c "$CONNECTIONS" --latency-correction --wait-ongoing-requests-after-deadline \
+        --urls-from-file "$work/$1.urls" >/dev/null 2>&1 || true
 }
 oha_run good "$GOOD_RATE" &
 good_pid=$!

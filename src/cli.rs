@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Driver, ServeConfig, UringTaskWork};
+use crate::http1::{self, HeadLimits};
 
 /// A thread-per-core HTTP API proxy that also serves conversation data.
 #[derive(Debug, Parser)]
@@ -107,7 +108,7 @@ pub struct ServeArgs {
     /// Do not record requests in the usage statistics (to measure what recording costs).
     #[arg(long, env = "CONFAB_NO_USAGE_STATS")]
     pub no_usage_stats: bool,
-    /// Largest request body (bytes, or with KiB, MiB, GiB). A larger Content-Length gets 413 before anything reaches the upstream; a chunked body is read ahead up to 64 KiB before the upstream is contacted, and cut off with 413 (the upstream connection aborted, never completing the request) once it passes the limit.
+    /// Largest request body (bytes, or with KiB, MiB, GiB); a larger one gets 413 before anything reaches the upstream. A larger Content-Length is refused from the head alone; a chunked body is read in full before the upstream is contacted (past 64 KiB into an unlinked temporary file in the state folder) and refused once it passes the limit, and one within the limit is forwarded with a Content-Length.
     #[arg(long, env = "CONFAB_MAX_BODY", default_value_t = ByteSize(config::DEFAULT_MAX_BODY_BYTES))]
     pub max_body: ByteSize,
     /// Longest time a client may take to send a whole request head (from the connection's opening for its first request, from the first byte for later ones); past it the client gets 408 and is disconnected.
@@ -125,6 +126,15 @@ pub struct ServeArgs {
     /// Most requests one worker handles at once; past it, new requests get 503 with Retry-After at once instead of queueing.
     #[arg(long, env = "CONFAB_MAX_INFLIGHT_PER_CORE", default_value_t = config::DEFAULT_MAX_INFLIGHT_PER_CORE)]
     pub max_inflight_per_core: usize,
+    /// Longest request line (method, target and version; bytes, or with KiB, MiB); a longer one gets 414 and the connection is closed.
+    #[arg(long, env = "CONFAB_MAX_REQUEST_LINE", default_value_t = ByteSize(http1::MAX_REQUEST_LINE_BYTES as u64))]
+    pub max_request_line: ByteSize,
+    /// Largest request head (request line and header fields; bytes, or with KiB, MiB; at most 16 MiB); a larger one gets 431 and the connection is closed. The upstream's response heads have the same limit (a larger one is answered 502).
+    #[arg(long, env = "CONFAB_MAX_HEAD_SIZE", default_value_t = ByteSize(http1::MAX_HEAD_BYTES as u64))]
+    pub max_head_size: ByteSize,
+    /// Most header fields in a request head (at most 1000); more get 431 and the connection is closed. The upstream's response heads have the same limit (more are answered 502).
+    #[arg(long, env = "CONFAB_MAX_HEADERS", default_value_t = http1::MAX_HEADERS)]
+    pub max_headers: usize,
 }
 
 impl ServeArgs {
@@ -156,6 +166,11 @@ impl ServeArgs {
             body_rate_window: self.body_rate_window,
             max_connections: self.max_connections,
             max_inflight_per_core: self.max_inflight_per_core,
+            head_limits: HeadLimits {
+                request_line_bytes: usize::try_from(self.max_request_line.0).unwrap_or(usize::MAX),
+                head_bytes: usize::try_from(self.max_head_size.0).unwrap_or(usize::MAX),
+                headers: self.max_headers,
+            },
         }
     }
 }
@@ -273,6 +288,30 @@ mod tests {
         assert_eq!(config.connect_timeout, config::DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(config.upstream_timeout, config::DEFAULT_UPSTREAM_TIMEOUT);
         assert_eq!(config.shutdown_grace, config::DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(config.head_limits, config::DEFAULT_HEAD_LIMITS);
+    }
+
+    #[test]
+    fn head_limit_flags_fill_the_head_limits() {
+        let config = Cli::try_parse_from([
+            "confab",
+            "--max-request-line",
+            "1KiB",
+            "--max-head-size",
+            "128KiB",
+            "--max-headers",
+            "200",
+        ])
+        .expect("parses")
+        .serve
+        .into_config();
+        let expected = HeadLimits {
+            request_line_bytes: 1024,
+            head_bytes: 128 * 1024,
+            headers: 200,
+        };
+        assert_eq!(config.head_limits, expected);
+        assert_eq!(config.head_limits.validate(), Ok(()));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http1::HeadLimits;
+
 /// Where `confab serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Longest wait for a new connection to the upstream, one budget for the whole attempt: the TCP
@@ -25,7 +27,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// generated default dataset.
 pub const DEFAULT_STATE_DIR: &str = "./confab-state";
 /// Largest request body accepted (10 MiB); a larger `Content-Length` gets 413 from the head
-/// alone, a chunked body is cut off with 413 once it passes the limit.
+/// alone, a chunked body gets 413 once it passes the limit while it is buffered, before the
+/// upstream is contacted.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// Longest time a client may take to send a whole request head: from the connection's opening
 /// for its first request, from the first byte for later ones (slowloris).
@@ -40,6 +43,9 @@ pub const DEFAULT_BODY_RATE_WINDOW: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16 * 1024;
 /// Most requests one worker handles at once; further ones get 503 with `Retry-After` at once.
 pub const DEFAULT_MAX_INFLIGHT_PER_CORE: usize = 4096;
+/// The request line (8 KiB: 414 past it), head size (64 KiB: 431) and header count (100: 431)
+/// limits, the constants of the `http1` module.
+pub const DEFAULT_HEAD_LIMITS: HeadLimits = HeadLimits::DEFAULT;
 
 /// Which io driver each worker's runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -120,6 +126,9 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Most requests in flight on one worker.
     pub max_inflight_per_core: usize,
+    /// The request line, head size and header count limits (the last two also bound the
+    /// upstream's response heads).
+    pub head_limits: HeadLimits,
 }
 
 impl ServeConfig {
@@ -153,6 +162,7 @@ impl ServeConfig {
             body_rate_window: DEFAULT_BODY_RATE_WINDOW,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_inflight_per_core: DEFAULT_MAX_INFLIGHT_PER_CORE,
+            head_limits: DEFAULT_HEAD_LIMITS,
         }
     }
 }

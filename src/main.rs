@@ -50,6 +50,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     watch_signals(Arc::clone(&signal))?;
     signal.wait_blocking();
     tracing::info!(grace = ?grace, "shutting down: finishing in-flight requests");
+    if server.wait_stopped_accepting(grace) {
+        tracing::info!("every worker has stopped accepting connections");
+    }
     server.shutdown().map_err(|error| error.to_string())?;
     tracing::info!("stopped");
     Ok(())

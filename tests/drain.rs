@@ -1,7 +1,7 @@
 //! Draining the real binary under load: concurrent keep-alive clients run requests through
 //! `confab serve` when it receives SIGTERM. Every request written before the signal is
-//! answered in full; responses sent while draining carry `Connection: close`; new connections
-//! are refused while a slow request still finishes; the statistics of every answered request
+//! answered in full; every response to a request sent once the server is draining carries
+//! `Connection: close`; new connections are refused while a slow request still finishes; the statistics of every answered request
 //! are flushed to the store (a restart on the same state folder counts them all); and the
 //! process exits 0.
 
@@ -60,13 +60,18 @@ fn delaying_upstream(slow_arrived: mpsc::Sender<()>) -> Upstream {
     })
 }
 
+/// The log line `confab serve` writes once every worker has closed its listener.
+const STOPPED_ACCEPTING: &str = "every worker has stopped accepting connections";
+
 /// A client loop: requests on a keep-alive connection, reconnecting when the server closes,
-/// until `stop` or until a reconnect is refused.
+/// until `stop` or until a reconnect is refused. The client that sees answer number
+/// [`BEFORE_SIGNAL`] says so on `load_going`.
 fn run_client(
     addr: SocketAddr,
     id: usize,
     stop: &AtomicBool,
     answered: &AtomicUsize,
+    load_going: &mpsc::Sender<()>,
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     let mut client: Option<Client> = None;
@@ -91,7 +96,9 @@ fn run_client(
         let written = Instant::now();
         let result = match connection.try_response(false) {
             Ok(response) if response.status == 200 => {
-                answered.fetch_add(1, Ordering::SeqCst);
+                if answered.fetch_add(1, Ordering::SeqCst) + 1 == BEFORE_SIGNAL {
+                    let _ = load_going.send(());
+                }
                 Ok(response.says_close())
             }
             Ok(response) => Err(format!("status {}: {}", response.status, response.text())),
@@ -128,17 +135,17 @@ fn sigterm_under_load_answers_every_started_request_and_flushes_the_statistics()
 
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicUsize::new(0));
+    let (load_going_tx, load_going) = mpsc::channel();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
             let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
-            thread::spawn(move || run_client(addr, id, &stop, &answered))
+            let load_going = load_going_tx.clone();
+            thread::spawn(move || run_client(addr, id, &stop, &answered, &load_going))
         })
         .collect();
-    let deadline = Instant::now() + DEADLINE;
-    while answered.load(Ordering::SeqCst) < BEFORE_SIGNAL {
-        assert!(Instant::now() < deadline, "the load did not get going");
-        thread::sleep(Duration::from_millis(10));
-    }
+    load_going
+        .recv_timeout(DEADLINE)
+        .expect("the load did not get going");
     let mut slow = Client::connect(addr);
     slow.send(&get("/slow"));
     slow_rx
@@ -147,15 +154,14 @@ fn sigterm_under_load_answers_every_started_request_and_flushes_the_statistics()
 
     let signalled = Instant::now();
     served.signal("-TERM");
-    // While /slow is still running, the listener is gone: new connections are refused.
-    let refused_deadline = Instant::now() + DEADLINE;
-    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-        assert!(
-            Instant::now() < refused_deadline,
-            "still accepting after SIGTERM"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    // Once every worker has closed its listener (it says so), and while /slow is still
+    // running, new connections are refused; every connection is draining from then on.
+    served.wait_for_log(STOPPED_ACCEPTING);
+    let draining = Instant::now();
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+        "still accepting after SIGTERM"
+    );
     let slow_response = slow.response();
     assert_eq!(slow_response.text(), "served /slow");
     assert!(slow_response.says_close(), "{:?}", slow_response.headers);
@@ -188,6 +194,16 @@ fn sigterm_under_load_answers_every_started_request_and_flushes_the_statistics()
         "{} of {} requests written before SIGTERM were not answered: {failed:#?}",
         failed.len(),
         started_before.len()
+    );
+    // A request written once every worker was draining is answered with Connection: close
+    // (or, on a connection idle past the drain's grace for idle connections, not at all).
+    let kept_alive_while_draining: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|outcome| outcome.written > draining && outcome.result == Ok(false))
+        .collect();
+    assert!(
+        kept_alive_while_draining.is_empty(),
+        "responses without Connection: close while draining: {kept_alive_while_draining:#?}"
     );
     let closing = outcomes
         .iter()
@@ -223,10 +239,10 @@ fn request_arriving_on_an_idle_connection_as_draining_starts_is_answered() {
     let first = client.exchange(&get("/first"));
     assert!(!first.says_close(), "kept alive before the drain");
 
-    // The connection is idle between requests when the drain starts; a request already on its
-    // way (here: one that takes 50 ms to arrive) is still served, and the connection closes.
-    proxy.shutdown_signal().trigger();
-    thread::sleep(Duration::from_millis(50));
+    // The connection is idle between requests when the drain starts; a request that arrives
+    // once every worker is draining (within the drain's grace for idle connections) is still
+    // served, and the connection closes.
+    proxy.begin_drain();
     let second = client.exchange(&get("/second"));
     assert_eq!(second.json()["target"], "/second");
     assert!(second.says_close(), "{:?}", second.headers);

@@ -1,9 +1,10 @@
-//! Upstream faults over real sockets: an upstream that resets, never answers, stalls mid-body,
-//! trickles its head or body, truncates a length-delimited or chunked body, sends a malformed
-//! status line, both Content-Length and Transfer-Encoding, garbage, or a CR or LF inside a
-//! header value. Each gets the status the proxy defines (502, 504) or, once the response head
-//! is on its way, a closed client connection; a connection that misbehaved never carries
-//! another request; and after every fault confab serves normally.
+//! Upstream faults over real sockets: an upstream that refuses connections (nothing listens),
+//! resets, never answers, stalls mid-body, trickles its head or body, truncates a
+//! length-delimited or chunked body, sends a malformed status line, both Content-Length and
+//! Transfer-Encoding, garbage, or a CR or LF inside a header value. Each gets the status the
+//! proxy defines (502, 504) or, once the response head is on its way, a closed client
+//! connection; a connection that misbehaved never carries another request (one worker, so that
+//! every request goes through the same pool); and after every fault confab serves normally.
 
 mod support;
 
@@ -11,13 +12,16 @@ use std::time::Duration;
 
 use support::upstream::{FAULTS, TRICKLED_BODY};
 use support::wire::{self, Framing};
-use support::{assert_no_leak, assert_problem, config, drivers, get, Proxy, Upstream};
+use support::{assert_no_leak, assert_problem, config, drivers, get, Client, Proxy, Upstream};
 
 /// The upstream timeout of these tests: short, so that silent faults show quickly.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(300);
 /// The pause of the trickling faults: a trickled head (about 40 bytes) takes far longer than
 /// the upstream timeout, while each pause of a trickled body stays well inside it.
 const TRICKLE_PAUSE: Duration = Duration::from_millis(25);
+
+/// The fault of an upstream that nothing listens for: connecting is refused.
+const REFUSE: &str = "refuse";
 
 /// What the client must see for one fault.
 enum Expect {
@@ -30,6 +34,7 @@ enum Expect {
 
 fn expected(fault: &str) -> Expect {
     match fault {
+        REFUSE => Expect::Problem(502, "upstream-refused"),
         "reset" => Expect::Problem(502, "upstream-reset"),
         "blackhole" | "trickle-head" => Expect::Problem(504, "upstream-timeout"),
         "stall" | "truncate" | "truncate-chunked" => Expect::CutBody,
@@ -41,9 +46,19 @@ fn expected(fault: &str) -> Expect {
     }
 }
 
-fn check_fault(proxy: &Proxy, upstream: &Upstream, fault: &str, context: &str) {
+fn check_fault(proxy: &Proxy, upstream: &mut Upstream, fault: &str, context: &str) {
+    if fault == REFUSE {
+        upstream.stop_listening();
+    }
     let mut client = proxy.client();
     client.send(&get(&format!("/fault/{fault}")));
+    check_answer(&mut client, upstream, fault, context);
+    if fault == REFUSE {
+        upstream.listen_again();
+    }
+}
+
+fn check_answer(client: &mut Client, upstream: &Upstream, fault: &str, context: &str) {
     match expected(fault) {
         Expect::Problem(status, code) => {
             let response = client.response();
@@ -96,16 +111,17 @@ fn assert_serves_normally(proxy: &Proxy, context: &str) {
 #[test]
 fn every_upstream_fault_is_answered_and_confab_serves_on_on_both_drivers() {
     for (driver_name, driver) in drivers() {
-        let upstream = Upstream::faulty(TRICKLE_PAUSE);
+        let mut upstream = Upstream::faulty(TRICKLE_PAUSE);
         let mut config = config(Some(upstream.url()));
         config.driver = driver;
+        config.threads = 1;
         config.upstream_timeout = UPSTREAM_TIMEOUT;
         let proxy = Proxy::start(config);
         assert_serves_normally(&proxy, driver_name);
 
-        for fault in FAULTS {
+        for fault in FAULTS.into_iter().chain([REFUSE]) {
             let context = format!("{driver_name}, fault {fault}");
-            check_fault(&proxy, &upstream, fault, &context);
+            check_fault(&proxy, &mut upstream, fault, &context);
             assert_serves_normally(&proxy, &format!("{context}, afterwards"));
         }
 
@@ -126,5 +142,8 @@ fn every_upstream_fault_is_answered_and_confab_serves_on_on_both_drivers() {
                 failed.target
             );
         }
+        proxy
+            .shutdown()
+            .unwrap_or_else(|error| panic!("{driver_name}: shutdown: {error}"));
     }
 }

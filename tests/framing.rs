@@ -57,6 +57,7 @@ fn content_length_with_transfer_encoding_is_rejected_in_either_order() {
     );
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
     assert_eq!(upstream.requests(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -78,6 +79,7 @@ fn conflicting_content_lengths_are_rejected() {
     );
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
     assert_eq!(upstream.requests(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -92,6 +94,7 @@ fn invalid_content_length_is_rejected() {
         );
     }
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -109,6 +112,7 @@ fn final_transfer_coding_other_than_chunked_is_rejected() {
         "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\nabcd",
     );
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -122,10 +126,11 @@ fn garbage_request_is_rejected() {
         "GET /x HTTP/1.1\r\nHost: a\r\nbroken header line\r\n\r\n",
     );
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
-/// Sends `raw` from another thread (the server may answer and close before reading it all)
-/// and reads the response.
+/// Sends `raw` from another thread (the server may answer and close before reading it all),
+/// reads the response, and expects the server to close the connection after it.
 fn send_oversized(proxy: &Proxy, raw: Vec<u8>) -> Response {
     let mut client = proxy.client();
     let mut writer = client.writer();
@@ -133,10 +138,20 @@ fn send_oversized(proxy: &Proxy, raw: Vec<u8>) -> Response {
         let _ = writer.write_all(&raw);
     });
     let response = client.try_response(false);
-    // Unblocks the sender if the server stopped reading but kept the connection open.
+    // The close comes after the answer (a reset counts as one); a connection kept open fails
+    // the read with a timeout.
+    let rest = response.as_ref().ok().map(|_| client.wire_rest());
+    // Unblocks the sender whatever the server did.
     let _ = client.writer().shutdown(Shutdown::Both);
     sender.join().expect("sender thread panicked");
-    response.expect("a response to an oversized request")
+    let response = response.expect("a response to an oversized request");
+    let rest = rest.expect("read after the response");
+    assert!(
+        rest.as_ref().is_ok_and(|rest| rest.is_empty()),
+        "after {} the connection must close without more bytes: {rest:?}",
+        response.status
+    );
+    response
 }
 
 #[test]
@@ -149,6 +164,29 @@ fn oversized_request_head_is_431() {
     let response = send_oversized(&proxy, raw.into_bytes());
     assert_problem(&response, 431, "request-head-too-large");
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
+}
+
+#[test]
+fn complete_head_one_byte_over_the_limit_is_431_and_at_the_limit_is_served() {
+    let upstream = Upstream::echo();
+    let proxy = Proxy::to(&upstream);
+    let limit = confab::http1::MAX_HEAD_BYTES;
+    // A whole head, its blank line included, of `len` bytes.
+    let head_of = |len: usize| {
+        let frame = "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: \r\n\r\n".len();
+        let big = "b".repeat(len - frame);
+        format!("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").into_bytes()
+    };
+    assert_eq!(head_of(limit + 1).len(), limit + 1);
+
+    let refused = send_oversized(&proxy, head_of(limit + 1));
+    assert_problem(&refused, 431, "request-head-too-large");
+    assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    let served = proxy.exchange(&head_of(limit));
+    assert_eq!(served.status, 200, "{:?}", served.text());
+    assert_eq!(upstream.requests(), 1);
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -164,6 +202,7 @@ fn many_headers_adding_up_to_an_oversized_head_are_431() {
     let response = send_oversized(&proxy, raw.into_bytes());
     assert_problem(&response, 431, "request-head-too-large");
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -176,6 +215,7 @@ fn overlong_uri_is_414() {
     let response = send_oversized(&proxy, get(&target));
     assert_problem(&response, 414, "uri-too-long");
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -194,6 +234,7 @@ fn body_of_a_locally_answered_request_is_not_parsed_as_a_request() {
         assert_eq!(next.json(), serde_json::json!({"status": "ok"}));
     }
     assert_eq!(upstream.requests(), 0, "the body was taken for a request");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -218,6 +259,7 @@ fn bodies_never_leak_into_the_next_request() {
 
     let targets: Vec<String> = upstream.received().into_iter().map(|r| r.target).collect();
     assert_eq!(targets, ["/one", "/two", "/three"]);
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -236,6 +278,7 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(client.response().json()["body"], "two");
     assert_eq!(client.response().json()["status"], "ok");
     assert_eq!(client.response().json()["target"], "/p/3");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 /// Sends every request on its own connection, expects each to be refused with 400 and the
@@ -247,6 +290,7 @@ fn assert_all_rejected(requests: &[String]) {
         assert_rejected(&proxy, raw);
     }
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -355,6 +399,7 @@ fn assert_smuggling_refused(payload: &str) {
         ["/before"],
         "the upstream must see exactly one request"
     );
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -398,6 +443,7 @@ fn more_than_100_header_fields_are_431_and_100_are_served() {
 
     let served = proxy.exchange(&request_with_fields(100));
     assert_eq!(served.status, 200, "{:?}", served.text());
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -414,6 +460,7 @@ fn request_line_at_the_limit_is_served_and_one_byte_more_is_414() {
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
     let served = proxy.exchange(&get(&target(limit - line_overhead)));
     assert_eq!(served.status, 200, "{:?}", served.text());
+    proxy.shutdown().expect("confab shuts down cleanly");
 }
 
 #[test]
@@ -433,4 +480,5 @@ fn malformed_head_after_a_served_request_is_refused_and_the_worker_serves_on() {
     for _ in 0..4 {
         assert_eq!(proxy.exchange(&get("/healthz")).status, 200);
     }
+    proxy.shutdown().expect("confab shuts down cleanly");
 }

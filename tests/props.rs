@@ -243,6 +243,7 @@ fn generated_requests_get_well_formed_answers_or_a_clean_close() {
 
     let health = proxy.exchange(&get("/healthz"));
     assert_eq!(health.status, 200, "{:?}", health.text());
+    proxy.shutdown().expect("no worker panicked");
 }
 
 #[test]
@@ -283,4 +284,5 @@ fn generated_conversation_queries_get_200_or_a_named_400() {
         0,
         "conversation queries are not proxied"
     );
+    proxy.shutdown().expect("no worker panicked");
 }

@@ -4,12 +4,12 @@
 
 #![no_main]
 
-use confab::http1::{parse_request, BodyFraming, RequestHead, MAX_HEAD_BYTES};
+use confab::http1::{parse_request, BodyFraming, HeadLimits, RequestHead, MAX_HEAD_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut head = RequestHead::default();
-    match parse_request(data, &mut head) {
+    match parse_request(data, &HeadLimits::DEFAULT, &mut head) {
         Ok(true) => check_complete(data, &head),
         Ok(false) => assert!(data.len() < MAX_HEAD_BYTES, "a partial head over the limit"),
         Err(error) => assert!(matches!(error.status(), 400 | 414 | 431), "{error:?}"),
@@ -34,7 +34,7 @@ fn check_complete(data: &[u8], head: &RequestHead) {
     }
     // Trailing bytes (a body, the next request) never change how the head parses.
     let mut again = RequestHead::default();
-    assert_eq!(parse_request(own, &mut again), Ok(true));
+    assert_eq!(parse_request(own, &HeadLimits::DEFAULT, &mut again), Ok(true));
     assert_eq!(again.head_len, head.head_len);
     assert_eq!(again.framing, head.framing);
     assert_eq!(again.headers, head.headers);

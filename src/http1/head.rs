@@ -8,10 +8,11 @@ use std::mem::MaybeUninit;
 use super::headers::{
     comma_items, is_hop_by_hop, is_protected_from_connection, is_set_by_proxy, parse_content_length,
 };
-use super::{MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
+use super::{HeadLimits, HEADERS_CEILING};
 
-/// A byte range of the buffer a head was parsed from. Heads are at most [`MAX_HEAD_BYTES`]
-/// long, so `u32` offsets suffice and keep header tables compact.
+/// A byte range of the buffer a head was parsed from. Heads are at most
+/// [`HEAD_BYTES_CEILING`](super::HEAD_BYTES_CEILING) long, so `u32` offsets suffice and keep
+/// header tables compact.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Span {
     start: u32,
@@ -26,7 +27,7 @@ impl Span {
     }
 
     fn new(start: usize, end: usize) -> Span {
-        // Heads are bounded by MAX_HEAD_BYTES, far below u32::MAX.
+        // Heads are bounded by HEAD_BYTES_CEILING, far below u32::MAX.
         Span {
             start: start as u32,
             end: end as u32,
@@ -157,17 +158,34 @@ pub struct ResponseHead {
 /// Why a head was refused. Each maps to one status in [`HeadError::status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
-    #[error("the request line is longer than {MAX_REQUEST_LINE_BYTES} bytes")]
+    #[error("the request line is longer than the limit")]
     UriTooLong,
-    #[error("the header section is larger than {MAX_HEAD_BYTES} bytes")]
+    #[error("the head is larger than the limit")]
     HeadTooLarge,
-    #[error("more than {MAX_HEADERS} header fields")]
+    #[error("the head has more header fields than the limit")]
     TooManyHeaders,
     #[error("{0}")]
     Malformed(&'static str),
 }
 
 impl HeadError {
+    /// What a problem document says about this error, with the limit that was exceeded.
+    pub fn detail(&self, limits: &HeadLimits) -> String {
+        match self {
+            HeadError::UriTooLong => format!(
+                "the request line is longer than {} bytes",
+                limits.request_line_bytes
+            ),
+            HeadError::HeadTooLarge => {
+                format!("the head is larger than {} bytes", limits.head_bytes)
+            }
+            HeadError::TooManyHeaders => {
+                format!("the head has more than {} header fields", limits.headers)
+            }
+            HeadError::Malformed(reason) => (*reason).to_string(),
+        }
+    }
+
     /// The status a client receives for this error.
     pub fn status(&self) -> u16 {
         match self {
@@ -178,32 +196,49 @@ impl HeadError {
     }
 }
 
-type HeaderSlots<'a> = [MaybeUninit<httparse::Header<'a>>; MAX_HEADERS];
+/// Field slots for the parser, as many as the highest header count limit. They stay
+/// uninitialised until the parser writes them, so only the slots a head uses cost anything.
+type HeaderSlots<'a> = [MaybeUninit<httparse::Header<'a>>; HEADERS_CEILING];
 
 fn empty_slots<'a>() -> HeaderSlots<'a> {
-    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+    [const { MaybeUninit::uninit() }; HEADERS_CEILING]
 }
 
-/// Parses a request head from the start of `buf` into `head`.
+/// The first `limits.headers` of `slots` (all of them, should the limit exceed the ceiling).
+fn limited<'s, 'a>(
+    slots: &'s mut HeaderSlots<'a>,
+    limits: &HeadLimits,
+) -> &'s mut [MaybeUninit<httparse::Header<'a>>] {
+    &mut slots[..limits.headers.min(HEADERS_CEILING)]
+}
+
+/// Parses a request head from the start of `buf` into `head`, under `limits`.
 ///
 /// Returns `Ok(false)` when `buf` holds only part of a head (read more and call again), and
 /// `Ok(true)` when `head` holds a complete, validated head.
-pub fn parse_request(buf: &[u8], head: &mut RequestHead) -> Result<bool, HeadError> {
+pub fn parse_request(
+    buf: &[u8],
+    limits: &HeadLimits,
+    head: &mut RequestHead,
+) -> Result<bool, HeadError> {
     let mut slots = empty_slots();
     let mut request = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
         &mut request,
         buf,
-        &mut slots,
+        limited(&mut slots, limits),
     );
     let head_len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return partial_request_verdict(buf),
+        Ok(httparse::Status::Partial) => return partial_request_verdict(buf, limits),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(error) => return Err(request_syntax_error(buf, error)),
+        Err(error) => return Err(request_syntax_error(buf, limits, error)),
     };
-    if request_line_len(buf) > MAX_REQUEST_LINE_BYTES {
+    if request_line_len(buf) > limits.request_line_bytes {
         return Err(HeadError::UriTooLong);
+    }
+    if head_len > limits.head_bytes {
+        return Err(HeadError::HeadTooLarge);
     }
     refuse_bare_line_feeds(&buf[..head_len])?;
     fill_request(buf, &request, head_len, head)?;
@@ -211,20 +246,20 @@ pub fn parse_request(buf: &[u8], head: &mut RequestHead) -> Result<bool, HeadErr
 }
 
 /// What an incomplete head means: wait for more, unless a limit is already exceeded.
-fn partial_request_verdict(buf: &[u8]) -> Result<bool, HeadError> {
+fn partial_request_verdict(buf: &[u8], limits: &HeadLimits) -> Result<bool, HeadError> {
     let line_end = buf.iter().position(|&byte| byte == b'\n');
     match line_end {
-        None if buf.len() > MAX_REQUEST_LINE_BYTES => Err(HeadError::UriTooLong),
-        Some(end) if end > MAX_REQUEST_LINE_BYTES => Err(HeadError::UriTooLong),
-        _ if buf.len() >= MAX_HEAD_BYTES => Err(HeadError::HeadTooLarge),
+        None if buf.len() > limits.request_line_bytes => Err(HeadError::UriTooLong),
+        Some(end) if end > limits.request_line_bytes => Err(HeadError::UriTooLong),
+        _ if buf.len() >= limits.head_bytes => Err(HeadError::HeadTooLarge),
         _ => Ok(false),
     }
 }
 
 /// A syntax error, unless the request line alone is already too long (then 414 wins, as a
 /// long line is the likelier cause).
-fn request_syntax_error(buf: &[u8], error: httparse::Error) -> HeadError {
-    if request_line_len(buf) > MAX_REQUEST_LINE_BYTES {
+fn request_syntax_error(buf: &[u8], limits: &HeadLimits, error: httparse::Error) -> HeadError {
+    if request_line_len(buf) > limits.request_line_bytes {
         return HeadError::UriTooLong;
     }
     HeadError::Malformed(match error {
@@ -464,13 +499,15 @@ fn drop_connection_options(buf: &[u8], headers: &mut [HeaderSpan]) -> Result<(),
     Ok(())
 }
 
-/// Parses an upstream response head from the start of `buf` into `head`.
+/// Parses an upstream response head from the start of `buf` into `head`, under `limits` (all
+/// but the request line limit apply).
 ///
 /// `request_was_head` tells whether the request was HEAD, whose response has no body whatever
 /// its fields say. Returns `Ok(false)` when more bytes are needed.
 pub fn parse_response(
     buf: &[u8],
     request_was_head: bool,
+    limits: &HeadLimits,
     head: &mut ResponseHead,
 ) -> Result<bool, HeadError> {
     let mut slots = empty_slots();
@@ -478,11 +515,14 @@ pub fn parse_response(
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut response,
         buf,
-        &mut slots,
+        limited(&mut slots, limits),
     );
     let head_len = match parsed {
+        Ok(httparse::Status::Complete(len)) if len > limits.head_bytes => {
+            return Err(HeadError::HeadTooLarge)
+        }
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+        Ok(httparse::Status::Partial) if buf.len() >= limits.head_bytes => {
             return Err(HeadError::HeadTooLarge)
         }
         Ok(httparse::Status::Partial) => return Ok(false),

@@ -6,7 +6,7 @@ use super::*;
 
 fn request(raw: &str) -> Result<RequestHead, HeadError> {
     let mut head = RequestHead::default();
-    match parse_request(raw.as_bytes(), &mut head)? {
+    match parse_request(raw.as_bytes(), &HeadLimits::DEFAULT, &mut head)? {
         true => Ok(head),
         false => panic!("head reported incomplete: {raw:?}"),
     }
@@ -37,7 +37,10 @@ fn parses_an_origin_form_request() {
 #[test]
 fn partial_heads_ask_for_more() {
     let mut head = RequestHead::default();
-    assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHo", &mut head), Ok(false));
+    assert_eq!(
+        parse_request(b"GET / HTTP/1.1\r\nHo", &HeadLimits::DEFAULT, &mut head),
+        Ok(false)
+    );
 }
 
 #[test]
@@ -126,7 +129,7 @@ fn limits_map_to_their_statuses() {
     let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_REQUEST_LINE_BYTES));
     let mut head = RequestHead::default();
     assert_eq!(
-        parse_request(long_line.as_bytes(), &mut head),
+        parse_request(long_line.as_bytes(), &HeadLimits::DEFAULT, &mut head),
         Err(HeadError::UriTooLong)
     );
     let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
@@ -137,9 +140,152 @@ fn limits_map_to_their_statuses() {
         "v".repeat(MAX_HEAD_BYTES)
     );
     assert_eq!(
-        parse_request(big.as_bytes(), &mut head),
+        parse_request(big.as_bytes(), &HeadLimits::DEFAULT, &mut head),
         Err(HeadError::HeadTooLarge)
     );
+}
+
+#[test]
+fn a_complete_head_over_the_size_limit_is_refused() {
+    let filler = |len: usize| "v".repeat(len);
+    let base = "GET / HTTP/1.1\r\nHost: h\r\nX: \r\n\r\n".len();
+    let at_limit = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+        filler(MAX_HEAD_BYTES - base)
+    );
+    assert_eq!(at_limit.len(), MAX_HEAD_BYTES);
+    assert!(
+        request(&at_limit).is_ok(),
+        "a head of exactly the limit is served"
+    );
+    let over = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+        filler(MAX_HEAD_BYTES - base + 1)
+    );
+    assert_eq!(request(&over).map(|_| ()), Err(HeadError::HeadTooLarge));
+    // Also with a body behind it in the same buffer, and under a configured limit.
+    let limits = HeadLimits {
+        head_bytes: 100,
+        ..HeadLimits::DEFAULT
+    };
+    let raw = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\nbody",
+        filler(100)
+    );
+    let mut head = RequestHead::default();
+    assert_eq!(
+        parse_request(raw.as_bytes(), &limits, &mut head),
+        Err(HeadError::HeadTooLarge)
+    );
+}
+
+#[test]
+fn a_complete_response_head_over_the_size_limit_is_refused() {
+    let mut head = ResponseHead::default();
+    let base = "HTTP/1.1 200 OK\r\nX: \r\nContent-Length: 0\r\n\r\n".len();
+    let response = |filler: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\nContent-Length: 0\r\n\r\n",
+            "v".repeat(filler)
+        )
+    };
+    let at_limit = response(MAX_HEAD_BYTES - base);
+    assert_eq!(
+        parse_response(at_limit.as_bytes(), false, &HeadLimits::DEFAULT, &mut head),
+        Ok(true)
+    );
+    let over = response(MAX_HEAD_BYTES - base + 1);
+    assert_eq!(
+        parse_response(over.as_bytes(), false, &HeadLimits::DEFAULT, &mut head),
+        Err(HeadError::HeadTooLarge)
+    );
+}
+
+#[test]
+fn configured_limits_replace_the_defaults() {
+    let limits = HeadLimits {
+        request_line_bytes: 20,
+        head_bytes: 1000,
+        headers: 3,
+    };
+    let mut head = RequestHead::default();
+    let long_line = "GET /aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert_eq!(
+        parse_request(long_line.as_bytes(), &limits, &mut head),
+        Err(HeadError::UriTooLong)
+    );
+    let three = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
+    assert_eq!(
+        parse_request(three.as_bytes(), &limits, &mut head),
+        Ok(true)
+    );
+    let four = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    assert_eq!(
+        parse_request(four.as_bytes(), &limits, &mut head),
+        Err(HeadError::TooManyHeaders)
+    );
+    let mut response = ResponseHead::default();
+    let four = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(
+        parse_response(four.as_bytes(), false, &limits, &mut response),
+        Err(HeadError::TooManyHeaders)
+    );
+    let raised = HeadLimits {
+        headers: HEADERS_CEILING,
+        ..HeadLimits::DEFAULT
+    };
+    let many: String = (0..HEADERS_CEILING - 1)
+        .map(|i| format!("X-{i}: v\r\n"))
+        .collect();
+    let raw = format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n");
+    let big = HeadLimits {
+        head_bytes: raw.len(),
+        ..raised
+    };
+    assert_eq!(parse_request(raw.as_bytes(), &big, &mut head), Ok(true));
+    assert_eq!(head.headers.len(), HEADERS_CEILING);
+}
+
+#[test]
+fn limits_outside_their_ceilings_are_refused() {
+    assert_eq!(HeadLimits::DEFAULT.validate(), Ok(()));
+    let bad = [
+        HeadLimits {
+            headers: HEADERS_CEILING + 1,
+            ..HeadLimits::DEFAULT
+        },
+        HeadLimits {
+            headers: 0,
+            ..HeadLimits::DEFAULT
+        },
+        HeadLimits {
+            head_bytes: HEAD_BYTES_CEILING + 1,
+            ..HeadLimits::DEFAULT
+        },
+        HeadLimits {
+            request_line_bytes: MAX_HEAD_BYTES + 1,
+            ..HeadLimits::DEFAULT
+        },
+    ];
+    for limits in bad {
+        assert!(limits.validate().is_err(), "{limits:?}");
+    }
+}
+
+#[test]
+fn errors_name_the_configured_limit() {
+    let limits = HeadLimits {
+        request_line_bytes: 123,
+        head_bytes: 4567,
+        headers: 89,
+    };
+    assert!(HeadError::UriTooLong.detail(&limits).contains("123 bytes"));
+    assert!(HeadError::HeadTooLarge
+        .detail(&limits)
+        .contains("4567 bytes"));
+    assert!(HeadError::TooManyHeaders
+        .detail(&limits)
+        .contains("89 header"));
 }
 
 #[test]
@@ -162,7 +308,12 @@ fn content_length_parsing_is_strict() {
 
 fn response(raw: &str, was_head: bool) -> Result<ResponseHead, HeadError> {
     let mut head = ResponseHead::default();
-    assert!(parse_response(raw.as_bytes(), was_head, &mut head)?);
+    assert!(parse_response(
+        raw.as_bytes(),
+        was_head,
+        &HeadLimits::DEFAULT,
+        &mut head
+    )?);
     Ok(head)
 }
 
@@ -277,7 +428,10 @@ fn bare_line_feeds_and_carriage_returns_are_refused_in_requests() {
 fn bare_line_feeds_are_refused_in_responses() {
     let mut head = ResponseHead::default();
     let raw = b"HTTP/1.1 200 OK\r\nX-A: a\nX-Injected: v\r\nContent-Length: 0\r\n\r\n";
-    assert!(parse_response(raw, false, &mut head).is_err());
+    assert!(parse_response(raw, false, &HeadLimits::DEFAULT, &mut head).is_err());
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-    assert_eq!(parse_response(raw, false, &mut head), Ok(true));
+    assert_eq!(
+        parse_response(raw, false, &HeadLimits::DEFAULT, &mut head),
+        Ok(true)
+    );
 }

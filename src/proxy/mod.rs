@@ -2,18 +2,22 @@
 //!
 //! An exchange runs in four steps on the worker that accepted the client: render the upstream
 //! request head (hop-by-hop fields dropped, `Host` and `X-Forwarded-*` set), send it with the
-//! body re-framed as it streams in, read the response head, and relay the response with its
-//! body streamed back. Small bodies ride in the same write as their head. A failure before any
-//! response byte reaches the client becomes one problem response; a failure after that closes
-//! the client connection, so the client sees a short body, never a second status line.
+//! body (a `Content-Length` body streams through; a chunked one is buffered in full first, see
+//! [`spool`], and sent with a `Content-Length`), read the response head, and relay the
+//! response with its body streamed back. Small bodies ride in the same write as their head. A
+//! failure before any response byte reaches the client becomes one problem response; a failure
+//! after that closes the client connection, so the client sees a short body, never a second
+//! status line.
 
 pub mod pool;
+pub mod spool;
 pub mod stream;
 pub mod tls;
 pub mod upstream;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use monoio::io::AsyncWriteRentExt;
@@ -21,25 +25,18 @@ use monoio::io::AsyncWriteRentExt;
 use crate::http1::chunked::{
     write_chunk_header, write_chunk_trailer, ChunkedDecoder, Decoded, LAST_CHUNK,
 };
-use crate::http1::{self, BodyFraming, ResponseFraming, ResponseHead, Target, Version};
+use crate::http1::{self, BodyFraming, HeadLimits, ResponseFraming, ResponseHead, Target, Version};
 use crate::problem::{Problem, ProblemKind};
 use crate::server::connection::{
     write_connection_header, write_header, write_status_line, ClientConn,
 };
 use crate::server::io::{write_all_from, write_all_retaining};
 use pool::{UpstreamConn, UpstreamPool};
+use spool::SpooledBody;
 use upstream::UpstreamTarget;
 
 /// Bodies up to this size that have already arrived are sent in the same write as their head.
 pub const MAX_COALESCED_BODY_BYTES: usize = 16 * 1024;
-/// A re-framed body is written out once this many bytes are pending.
-pub const REFRAME_FLUSH_BYTES: usize = 64 * 1024;
-/// How much of a chunked request body is read (and its framing and size checked) before the
-/// upstream is contacted: a chunked body up to this size that is malformed or over the body
-/// limit is refused with nothing sent upstream. A longer one is streamed, and a fault found
-/// later aborts the upstream connection before the body's last chunk, so the upstream never
-/// sees a complete request.
-pub const CHUNKED_READ_AHEAD_BYTES: usize = 64 * 1024;
 
 /// How the proxy treats every exchange of a worker.
 #[derive(Debug, Clone)]
@@ -47,8 +44,13 @@ pub struct ProxySettings {
     /// Longest wait for the response head after the request is sent, and between two reads of
     /// the response body.
     pub upstream_timeout: Duration,
-    /// Largest request body accepted; a chunked body is cut off with 413 past it.
+    /// Largest request body accepted; a chunked body gets 413 once it passes it while it is
+    /// buffered.
     pub max_body: u64,
+    /// The limits of the upstream's response heads.
+    pub head_limits: HeadLimits,
+    /// Where chunked bodies longer than [`spool::SPOOL_MEMORY_BYTES`] are buffered.
+    pub spool_dir: PathBuf,
 }
 
 /// How an exchange ended, for the access log and statistics.
@@ -87,6 +89,8 @@ enum Failure {
     ClientBody,
     /// The client's chunked body grew past the body limit.
     ClientBodyTooLarge,
+    /// The client's chunked body could not be buffered (no temporary file could be written).
+    BodyNotBuffered,
     /// The client sent its body slower than the minimum rate.
     ClientTooSlow,
     /// The client went away while sending its body.
@@ -115,7 +119,7 @@ pub async fn forward(
         client_version: conn.head.version,
         expect_continue: conn.head.expect_continue,
     };
-    render_request_head(
+    render_request_fields(
         buf,
         &conn.head,
         &conn.forwarded_for,
@@ -123,23 +127,32 @@ pub async fn forward(
         &mut conn.out,
     );
     conn.buf.consume(conn.head.head_len);
+    let mut spooled = None;
     if info.framing == BodyFraming::Chunked {
-        if let Err(failure) = read_ahead_chunked(conn, info, settings.max_body).await {
-            return fail(conn, info, failure).await;
+        match spool_chunked(conn, info, settings).await {
+            Ok(body) => spooled = Some(body),
+            Err(failure) => return fail(conn, info, failure).await,
         }
     }
+    let sent_framing = spooled
+        .as_ref()
+        .map_or(info.framing, |body| BodyFraming::Length(body.len()));
+    end_request_head(sent_framing, &mut conn.out);
+    // A buffered body has been read in full: failures from here on leave the client
+    // connection usable.
+    let body_complete = spooled.is_some();
 
     let mut upstream = match pool.checkout().await {
         Ok(upstream) => upstream,
-        Err(kind) => return fail(conn, info, upstream_failure(kind, true, false)).await,
+        Err(kind) => return fail(conn, info, upstream_failure(kind, true, body_complete)).await,
     };
-    let mut result = exchange(conn, &mut upstream, info, settings).await;
+    let mut result = exchange(conn, &mut upstream, info, spooled.as_mut(), settings).await;
     if should_retry(&result, &upstream, info) {
         upstream = match pool.connect().await {
             Ok(fresh) => fresh,
             Err(kind) => return fail(conn, info, upstream_failure(kind, true, true)).await,
         };
-        result = exchange(conn, &mut upstream, info, settings).await;
+        result = exchange(conn, &mut upstream, info, spooled.as_mut(), settings).await;
     }
     conn.out.clear();
     match result {
@@ -170,15 +183,26 @@ fn should_retry(result: &Result<(), Failure>, upstream: &UpstreamConn, info: Req
     failed_silently && upstream.reused && info.retryable
 }
 
-/// Sends the request (head from `conn.out`, body from the client) and reads the response head.
+/// Sends the request (head from `conn.out`, body from the client or from `spooled`) and reads
+/// the response head.
 async fn exchange(
     conn: &mut ClientConn,
     upstream: &mut UpstreamConn,
     info: RequestInfo,
+    spooled: Option<&mut SpooledBody>,
     settings: &ProxySettings,
 ) -> Result<(), Failure> {
-    send_request(conn, upstream, info, settings.max_body).await?;
-    read_response_head(upstream, info.is_head, settings.upstream_timeout).await
+    match spooled {
+        Some(body) => send_spooled_request(conn, upstream, body).await?,
+        None => send_request(conn, upstream, info).await?,
+    }
+    read_response_head(
+        upstream,
+        info.is_head,
+        &settings.head_limits,
+        settings.upstream_timeout,
+    )
+    .await
 }
 
 /// Longest text of an IP address: an IPv6 address with an embedded IPv4 one
@@ -208,9 +232,10 @@ impl ForwardedFor {
     }
 }
 
-/// Renders the head sent upstream into `out`: the client's request line and end-to-end
-/// fields, with `Host`, the `X-Forwarded-*` fields and our own body framing.
-pub fn render_request_head(
+/// Renders the start line and fields of the head sent upstream into `out`: the client's
+/// request line and end-to-end fields, with `Host` and the `X-Forwarded-*` fields; the framing
+/// field and the end of the head follow with [`end_request_head`].
+pub fn render_request_fields(
     buf: &[u8],
     head: &http1::RequestHead,
     forwarded_for: &ForwardedFor,
@@ -241,7 +266,11 @@ pub fn render_request_head(
     if let Some(host) = client_host.filter(|host| !host.is_empty()) {
         write_header("x-forwarded-host", host.of(buf), out);
     }
-    match head.framing {
+}
+
+/// Ends the head in `out` with the framing field the body is sent with.
+pub fn end_request_head(framing: BodyFraming, out: &mut Vec<u8>) {
+    match framing {
         BodyFraming::None => {}
         BodyFraming::Length(length) => write_header(
             "content-length",
@@ -253,12 +282,12 @@ pub fn render_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes the request head and streams the body to the upstream.
+/// Writes the request head and streams the body (unless chunked: see
+/// [`send_spooled_request`]) to the upstream.
 async fn send_request(
     conn: &mut ClientConn,
     upstream: &mut UpstreamConn,
     info: RequestInfo,
-    max_body: u64,
 ) -> Result<(), Failure> {
     let send_failed = |_| upstream_failure(ProblemKind::UpstreamReset, true, false);
     match info.framing {
@@ -275,40 +304,70 @@ async fn send_request(
             continue_if_expected(conn, info, remaining > 0).await?;
             pump_exact_request(conn, upstream, remaining).await
         }
-        BodyFraming::Chunked => {
-            write_all_from(&mut upstream.stream, &mut conn.out)
-                .await
-                .map_err(send_failed)?;
-            pump_chunked_request(conn, upstream, max_body).await
+        // Never: `forward` buffers every chunked body and sends it with send_spooled_request.
+        BodyFraming::Chunked => Err(Failure::BodyNotBuffered),
+    }
+}
+
+/// Reads and decodes a chunked body to its end before the upstream is contacted, keeping it
+/// in memory or a spool file (see [`spool`]). A body that passes the body limit, is badly
+/// framed, arrives too slowly or is cut short is refused here, with nothing sent upstream.
+async fn spool_chunked(
+    conn: &mut ClientConn,
+    info: RequestInfo,
+    settings: &ProxySettings,
+) -> Result<SpooledBody, Failure> {
+    send_continue_if_expected(conn, info).await?;
+    let mut decoder = ChunkedDecoder::default();
+    let mut body = SpooledBody::default();
+    loop {
+        let (used, found) = decoder
+            .decode(conn.buf.data())
+            .map_err(|_| Failure::ClientBody)?;
+        if let Decoded::Data(range) = &found {
+            if body.len() + range.len() as u64 > settings.max_body {
+                return Err(Failure::ClientBodyTooLarge);
+            }
+            body.push(&conn.buf.data()[range.clone()], &settings.spool_dir)
+                .map_err(|_| Failure::BodyNotBuffered)?;
+        }
+        conn.buf.consume(used);
+        match found {
+            Decoded::Done => {
+                body.finish().map_err(|_| Failure::BodyNotBuffered)?;
+                return Ok(body);
+            }
+            Decoded::Data(_) => {}
+            Decoded::NeedMore => conn.read_body_bytes().await.map_err(client_read_failure)?,
         }
     }
 }
 
-/// Reads a chunked body ahead, up to [`CHUNKED_READ_AHEAD_BYTES`] or its end, checking its
-/// framing and size before the upstream is contacted. Nothing is consumed: the bytes are
-/// decoded again as they are streamed.
-async fn read_ahead_chunked(
+/// Writes the request head and a buffered body to the upstream: a body kept in memory in the
+/// same write as the head, a spooled one piece by piece from its file after it.
+async fn send_spooled_request(
     conn: &mut ClientConn,
-    info: RequestInfo,
-    max_body: u64,
+    upstream: &mut UpstreamConn,
+    body: &mut SpooledBody,
 ) -> Result<(), Failure> {
-    send_continue_if_expected(conn, info).await?;
-    let mut decoder = ChunkedDecoder::default();
-    let (mut scanned, mut data) = (0, 0u64);
+    // The client's body is read: a failure here leaves the client connection usable.
+    let send_failed = |_| upstream_failure(ProblemKind::UpstreamReset, true, true);
+    conn.out.extend_from_slice(body.in_memory());
+    write_all_from(&mut upstream.stream, &mut conn.out)
+        .await
+        .map_err(send_failed)?;
+    if !body.is_spooled() {
+        return Ok(());
+    }
     loop {
-        let (used, found) = decoder
-            .decode(&conn.buf.data()[scanned..])
-            .map_err(|_| Failure::ClientBody)?;
-        scanned += used;
-        match found {
-            Decoded::Done => return Ok(()),
-            Decoded::Data(range) => data += range.len() as u64,
-            Decoded::NeedMore if scanned >= CHUNKED_READ_AHEAD_BYTES => return Ok(()),
-            Decoded::NeedMore => conn.read_body_bytes().await.map_err(client_read_failure)?,
+        body.read_spooled(&mut conn.out)
+            .map_err(|_| Failure::BodyNotBuffered)?;
+        if conn.out.is_empty() {
+            return Ok(());
         }
-        if data > max_body {
-            return Err(Failure::ClientBodyTooLarge);
-        }
+        write_all_from(&mut upstream.stream, &mut conn.out)
+            .await
+            .map_err(send_failed)?;
     }
 }
 
@@ -375,44 +434,6 @@ async fn pump_exact_request(
     Ok(())
 }
 
-/// Streams a chunked body to the upstream, re-framed. A fault (bad framing, too large, too
-/// slow, gone) returns before the last chunk is written, and the caller drops the upstream
-/// connection: the upstream never sees a complete request.
-async fn pump_chunked_request(
-    conn: &mut ClientConn,
-    upstream: &mut UpstreamConn,
-    max_body: u64,
-) -> Result<(), Failure> {
-    let mut decoder = ChunkedDecoder::default();
-    let mut data = 0u64;
-    conn.out.clear();
-    loop {
-        let (used, found) = decoder
-            .decode(conn.buf.data())
-            .map_err(|_| Failure::ClientBody)?;
-        if let Decoded::Data(range) = &found {
-            data += range.len() as u64;
-            if data > max_body {
-                return Err(Failure::ClientBodyTooLarge);
-            }
-        }
-        reframe(&found, &conn.buf.data()[..used], true, &mut conn.out);
-        conn.buf.consume(used);
-        let need_more = found == Decoded::NeedMore;
-        if decoder.is_done() || conn.out.len() >= REFRAME_FLUSH_BYTES || need_more {
-            write_all_from(&mut upstream.stream, &mut conn.out)
-                .await
-                .map_err(|_| upstream_failure(ProblemKind::UpstreamReset, true, false))?;
-        }
-        if decoder.is_done() {
-            return Ok(());
-        }
-        if need_more {
-            conn.read_body_bytes().await.map_err(client_read_failure)?;
-        }
-    }
-}
-
 /// Appends what the decoder found to `out`: data as a chunk of our own framing (or bare when
 /// `chunked` is false), the end as the last chunk.
 fn reframe(found: &Decoded, input: &[u8], chunked: bool, out: &mut Vec<u8>) {
@@ -436,6 +457,7 @@ fn reframe(found: &Decoded, input: &[u8], chunked: bool, out: &mut Vec<u8>) {
 async fn read_response_head(
     upstream: &mut UpstreamConn,
     request_was_head: bool,
+    limits: &HeadLimits,
     timeout: Duration,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + timeout;
@@ -443,12 +465,14 @@ async fn read_response_head(
     loop {
         if !upstream.buf.is_empty() {
             any_byte = true;
-            if parse_final_head(upstream, request_was_head)? {
+            if parse_final_head(upstream, request_was_head, limits)? {
                 return Ok(());
             }
         }
-        let read =
-            monoio::time::timeout_at(deadline.into(), upstream.buf.fill(&mut upstream.stream));
+        let fill = upstream
+            .buf
+            .fill_within(&mut upstream.stream, limits.head_bytes);
+        let read = monoio::time::timeout_at(deadline.into(), fill);
         match read.await {
             Ok(Ok(n)) if n > 0 => {}
             Ok(_) if any_byte => {
@@ -471,11 +495,15 @@ async fn read_response_head(
 }
 
 /// Parses a head from the upstream buffer; interim responses are consumed and skipped.
-fn parse_final_head(upstream: &mut UpstreamConn, request_was_head: bool) -> Result<bool, Failure> {
+fn parse_final_head(
+    upstream: &mut UpstreamConn,
+    request_was_head: bool,
+    limits: &HeadLimits,
+) -> Result<bool, Failure> {
     let malformed = upstream_failure(ProblemKind::UpstreamMalformed, false, true);
     loop {
         let head = &mut upstream.response;
-        if !http1::parse_response(upstream.buf.data(), request_was_head, head)
+        if !http1::parse_response(upstream.buf.data(), request_was_head, limits, head)
             .map_err(|_| malformed)?
         {
             return Ok(false);
@@ -512,6 +540,17 @@ async fn fail(conn: &mut ClientConn, info: RequestInfo, failure: Failure) -> For
             );
             (
                 Problem::new(ProblemKind::ContentTooLarge, detail),
+                false,
+                None,
+            )
+        }
+        Failure::BodyNotBuffered => {
+            conn.linger_on_close = true;
+            (
+                Problem::new(
+                    ProblemKind::Unavailable,
+                    "the request body could not be buffered; retry shortly",
+                ),
                 false,
                 None,
             )

@@ -17,11 +17,12 @@ use super::limits::{
 };
 use super::shutdown::WorkerState;
 use crate::http1::chunked::{ChunkedDecoder, Decoded};
-use crate::http1::{self, BodyFraming, HeadError, RequestHead, Version};
+use crate::http1::{self, BodyFraming, HeadError, HeadLimits, RequestHead, Version};
 use crate::problem::{Problem, ProblemKind, PROBLEM_CONTENT_TYPE};
 use crate::proxy::ForwardedFor;
 
-/// Initial size of each connection's read buffer; it grows up to the head limit when needed.
+/// Initial size of each connection's read buffer; while a head is read it grows up to the head
+/// size limit when needed, never further.
 pub const CLIENT_READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Largest request body confab's own endpoints read; a larger one gets its response and the
 /// connection is closed instead of being read to the end.
@@ -68,6 +69,8 @@ pub struct ConnectionSettings {
     pub body_rate_window: Duration,
     /// Most requests in flight on the worker.
     pub max_inflight: usize,
+    /// The request line, head size and header count limits of request heads.
+    pub head_limits: HeadLimits,
 }
 
 /// Why a request head was not accepted.
@@ -112,7 +115,6 @@ pub async fn serve<S: Site>(
     settings: Rc<ConnectionSettings>,
     permit: Option<ConnectionPermit>,
 ) {
-    let _permit = permit;
     let _open = worker.open_connection();
     let _ = stream.set_nodelay(true);
     let mut conn = ClientConn {
@@ -134,6 +136,10 @@ pub async fn serve<S: Site>(
     if conn.linger_on_close {
         conn.linger().await;
     }
+    // The connection stops counting against the limit before its socket closes, so that a
+    // client that sees the close can connect again at once.
+    drop(permit);
+    drop(conn);
 }
 
 impl ClientConn {
@@ -193,7 +199,8 @@ impl ClientConn {
         self.head_started = Instant::now();
         loop {
             if !self.buf.is_empty() {
-                let parsed = http1::parse_request(self.buf.data(), &mut self.head);
+                let limits = &self.settings.head_limits;
+                let parsed = http1::parse_request(self.buf.data(), limits, &mut self.head);
                 if parsed.map_err(HeadRefusal::Invalid)? {
                     return Ok(true);
                 }
@@ -229,7 +236,9 @@ impl ClientConn {
         drain: &mut event_listener::EventListener,
     ) -> Option<io::Result<usize>> {
         let draining = self.worker.is_draining();
-        let fill = monoio::time::timeout_at(deadline.into(), self.buf.fill(&mut self.stream));
+        let limit = self.settings.head_limits.head_bytes;
+        let fill = self.buf.fill_within(&mut self.stream, limit);
+        let fill = monoio::time::timeout_at(deadline.into(), fill);
         let mut fill = pin!(fill);
         let read = if draining {
             monoio::time::timeout(DRAIN_IDLE_READ, &mut fill).await.ok()
@@ -246,11 +255,12 @@ impl ClientConn {
         read
     }
 
-    /// Reads more bytes, or `None` if `deadline` passes first.
+    /// Reads more bytes (no more than the head size limit in the buffer), or `None` if
+    /// `deadline` passes first.
     pub async fn read_until(&mut self, deadline: Instant) -> Option<io::Result<usize>> {
-        let read = monoio::time::timeout_at(deadline.into(), self.buf.fill(&mut self.stream))
-            .await
-            .ok();
+        let limit = self.settings.head_limits.head_bytes;
+        let fill = self.buf.fill_within(&mut self.stream, limit);
+        let read = monoio::time::timeout_at(deadline.into(), fill).await.ok();
         if let Some(Ok(n)) = read {
             self.bytes_read += n as u64;
         }
@@ -298,7 +308,7 @@ impl ClientConn {
                     431 => ProblemKind::RequestHeadTooLarge,
                     _ => ProblemKind::BadRequest,
                 };
-                Problem::new(kind, error.to_string())
+                Problem::new(kind, error.detail(&self.settings.head_limits))
             }
             HeadRefusal::TooSlow => Problem::new(
                 ProblemKind::RequestTimeout,

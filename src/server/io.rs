@@ -52,10 +52,24 @@ impl ReadBuf {
 
     /// Reads more bytes from `stream`, returning how many arrived (0 at end of stream).
     pub async fn fill<S: AsyncReadRent>(&mut self, stream: &mut S) -> io::Result<usize> {
-        self.make_room();
+        self.fill_within(stream, usize::MAX).await
+    }
+
+    /// Reads more bytes from `stream`, but no more than `limit` unconsumed bytes in all (one
+    /// byte is always asked for), and grows the buffer no further than that: a head reader
+    /// passes its head size limit, so that no head, however it arrives, makes the buffer grow
+    /// past the limit.
+    pub async fn fill_within<S: AsyncReadRent>(
+        &mut self,
+        stream: &mut S,
+        limit: usize,
+    ) -> io::Result<usize> {
+        let wanted = limit.saturating_sub(self.len()).max(1);
+        self.make_room(wanted);
         let bytes = std::mem::take(&mut self.bytes);
         let filled = bytes.len();
-        let (result, slice) = stream.read(bytes.slice_mut(filled..)).await;
+        let end = filled + wanted.min(bytes.capacity() - filled);
+        let (result, slice) = stream.read(bytes.slice_mut(filled..end)).await;
         self.bytes = slice.into_inner();
         result
     }
@@ -78,19 +92,21 @@ impl ReadBuf {
         Ok(())
     }
 
-    /// Ensures at least [`MIN_READ_SPACE`] free bytes after the data, moving the data to the
-    /// front or growing the buffer.
-    fn make_room(&mut self) {
-        if self.bytes.capacity() - self.bytes.len() >= MIN_READ_SPACE {
+    /// Ensures at least [`MIN_READ_SPACE`] free bytes after the data (or `wanted`, when that is
+    /// less), moving the data to the front or growing the buffer: by its size (so that growth
+    /// stays amortised), but never by more than `wanted`.
+    fn make_room(&mut self, wanted: usize) {
+        let room = MIN_READ_SPACE.min(wanted);
+        if self.bytes.capacity() - self.bytes.len() >= room {
             return;
         }
         if self.start > 0 {
             self.bytes.drain(..self.start);
             self.start = 0;
         }
-        if self.bytes.capacity() - self.bytes.len() < MIN_READ_SPACE {
-            self.bytes
-                .reserve(self.bytes.capacity().max(MIN_READ_SPACE));
+        if self.bytes.capacity() - self.bytes.len() < room {
+            let growth = self.bytes.capacity().max(MIN_READ_SPACE).min(wanted);
+            self.bytes.reserve_exact(growth);
         }
     }
 }
@@ -116,4 +132,38 @@ pub async fn write_all_retaining<S: AsyncWriteRent>(
     let (result, bytes) = stream.write_all(bytes).await;
     *out = bytes;
     result.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_is_made_without_growing_past_what_is_wanted() {
+        let mut buf = ReadBuf::with_capacity(16 * 1024);
+        buf.bytes.resize(15 * 1024, b'h');
+        let limit = 20 * 1024;
+        buf.make_room(limit - buf.len());
+        assert!(buf.bytes.capacity() - buf.len() >= MIN_READ_SPACE);
+        assert!(
+            buf.bytes.capacity() <= limit,
+            "grew to {}",
+            buf.bytes.capacity()
+        );
+        // Near the limit, less than the usual room is enough.
+        buf.bytes.resize(limit - 10, b'h');
+        buf.make_room(10);
+        assert!(buf.bytes.capacity() - buf.len() >= 10);
+        assert!(buf.bytes.capacity() <= limit + MIN_READ_SPACE);
+    }
+
+    #[test]
+    fn room_comes_from_consumed_bytes_first() {
+        let mut buf = ReadBuf::with_capacity(16 * 1024);
+        buf.bytes.resize(16 * 1024, b'h');
+        buf.consume(8 * 1024);
+        buf.make_room(usize::MAX);
+        assert_eq!(buf.bytes.capacity(), 16 * 1024, "compacted, not grown");
+        assert_eq!(buf.len(), 8 * 1024);
+    }
 }

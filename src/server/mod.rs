@@ -23,6 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::ApiContext;
 use crate::config::ServeConfig;
+use crate::http1::HeadLimits;
 use crate::jobs::catalog::Catalog;
 use crate::jobs::journal::Journal;
 use crate::jobs::Jobs;
@@ -62,6 +63,8 @@ pub enum StartError {
     Worker(std::io::Error),
     #[error("conversation data: {0}")]
     Data(String),
+    #[error("{0}")]
+    Limits(String),
 }
 
 /// A started server. Dropping it without [`shutdown`](Self::shutdown) leaves the workers
@@ -102,6 +105,13 @@ impl RunningServer {
         Arc::clone(&self.workers.signal)
     }
 
+    /// Blocks until every worker has closed its listener after the shutdown signal (new
+    /// connections are refused from then on), or `timeout` passes; returns whether they had.
+    pub fn wait_stopped_accepting(&self, timeout: Duration) -> bool {
+        let workers = self.workers.threads.len();
+        self.workers.signal.wait_stopped_accepting(workers, timeout)
+    }
+
     /// Stops accepting, lets in-flight requests finish within the grace period, joins every
     /// worker, writes the statistics to the store, and stops the built-in mock upstream.
     pub fn shutdown(self) -> std::io::Result<()> {
@@ -120,6 +130,7 @@ impl RunningServer {
 
 /// Starts serving as `config` says. Returns once every worker is accepting.
 pub fn start(config: ServeConfig) -> Result<RunningServer, StartError> {
+    config.head_limits.validate().map_err(StartError::Limits)?;
     let setup = RuntimeSetup::resolve(config.driver, config.uring_task_work, config.pin_workers)?;
     let (mock, upstream_url) = match &config.upstream {
         Some(url) => (None, url.clone()),
@@ -260,8 +271,12 @@ pub struct SiteSettings {
     pub upstream_timeout: Duration,
     pub access_log: bool,
     pub record_stats: bool,
-    /// Largest request body accepted (a chunked body is cut off past it).
+    /// Largest request body accepted.
     pub max_body: u64,
+    /// The limits of the upstream's response heads.
+    pub head_limits: HeadLimits,
+    /// Where chunked request bodies too long to keep in memory are buffered.
+    pub spool_dir: PathBuf,
     pub api: ApiContext,
 }
 
@@ -280,6 +295,8 @@ impl SiteSettings {
             access_log: config.access_log,
             record_stats: config.record_stats,
             max_body: config.max_body,
+            head_limits: config.head_limits,
+            spool_dir: config.state_dir.clone(),
             api,
         }
     }
@@ -325,6 +342,7 @@ impl Workers {
                 min_body_rate: config.min_body_rate,
                 body_rate_window: config.body_rate_window,
                 max_inflight: config.max_inflight_per_core,
+                head_limits: config.head_limits,
             },
             grace: config.shutdown_grace,
         };
@@ -463,6 +481,7 @@ impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
         }
         acceptor.take_queued(&listener).await;
         drop(listener);
+        self.signal.worker_stopped_accepting();
         let drained = monoio::time::timeout(self.settings.grace, state.all_closed()).await;
         if drained.is_err() {
             tracing::warn!(

@@ -7,7 +7,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
 
@@ -18,6 +19,9 @@ use super::limits::InFlight;
 pub struct ShutdownSignal {
     requested: AtomicBool,
     event: Event,
+    /// Workers that have closed their listener since the signal.
+    stopped_accepting: AtomicUsize,
+    stopped_accepting_event: Event,
 }
 
 impl ShutdownSignal {
@@ -42,6 +46,32 @@ impl ShutdownSignal {
                 return;
             }
             listener.await;
+        }
+    }
+
+    /// Records that one more worker has closed its listener.
+    pub fn worker_stopped_accepting(&self) {
+        self.stopped_accepting.fetch_add(1, Ordering::AcqRel);
+        self.stopped_accepting_event.notify(usize::MAX);
+    }
+
+    /// Blocks the calling (non-runtime) thread until `workers` workers have closed their
+    /// listeners (from then on, connections are refused), or `timeout` passes. Returns whether
+    /// they all had.
+    pub fn wait_stopped_accepting(&self, workers: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let all_stopped = || self.stopped_accepting.load(Ordering::Acquire) >= workers;
+        loop {
+            if all_stopped() {
+                return true;
+            }
+            let listener = self.stopped_accepting_event.listen();
+            if all_stopped() {
+                return true;
+            }
+            if listener.wait_deadline(deadline).is_none() {
+                return all_stopped();
+            }
         }
     }
 

@@ -35,6 +35,8 @@ impl ProxySite {
             proxy: ProxySettings {
                 upstream_timeout: settings.upstream_timeout,
                 max_body: settings.max_body,
+                head_limits: settings.head_limits,
+                spool_dir: settings.spool_dir.clone(),
             },
             api: settings.api.clone(),
             recorder: WorkerRecorder::new(settings.api.stats.clone()),

@@ -158,6 +158,12 @@ impl Client {
             .expect("server should close the connection")
     }
 
+    /// Reads everything up to the server's close (a reset counts as one), reporting an error
+    /// (a read timeout: the server kept the connection open) instead of panicking.
+    pub fn wire_rest(&mut self) -> io::Result<Vec<u8>> {
+        self.wire.read_to_eof()
+    }
+
     /// Asserts the server closes the connection without sending anything more.
     pub fn assert_closed(&mut self) {
         let rest = self.read_to_end();

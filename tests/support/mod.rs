@@ -52,7 +52,12 @@ pub fn shared_dataset() -> std::path::PathBuf {
     path.clone()
 }
 
-/// A confab server running in this process; shut down gracefully when dropped.
+/// How long a test waits for the server's workers to close their listeners once it drains.
+pub const DRAIN_START_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A confab server running in this process; shut down gracefully when dropped. A shutdown
+/// that reports a failure (a worker thread panicked) fails the test, whether it comes from
+/// [`Proxy::shutdown`] or from the drop.
 pub struct Proxy {
     server: Option<RunningServer>,
     addr: SocketAddr,
@@ -108,7 +113,12 @@ impl Proxy {
 
     /// The server's serial queue (to hold it, or to see what waits on it).
     pub fn serial_queue(&self) -> std::sync::Arc<confab::serial::SerialQueue> {
-        std::sync::Arc::clone(self.server.as_ref().expect("a running server").serial_queue())
+        std::sync::Arc::clone(
+            self.server
+                .as_ref()
+                .expect("a running server")
+                .serial_queue(),
+        )
     }
 
     /// The upstream the server says it uses.
@@ -124,6 +134,17 @@ impl Proxy {
             .shutdown_signal()
     }
 
+    /// Starts the server's drain and waits until every worker has closed its listener: from
+    /// then on new connections are refused, and every connection is draining.
+    pub fn begin_drain(&self) {
+        let server = self.server.as_ref().expect("a running server");
+        server.shutdown_signal().trigger();
+        assert!(
+            server.wait_stopped_accepting(DRAIN_START_DEADLINE),
+            "the workers did not stop accepting within {DRAIN_START_DEADLINE:?}"
+        );
+    }
+
     /// Shuts the server down gracefully and reports how that went.
     pub fn shutdown(mut self) -> io::Result<()> {
         match self.server.take() {
@@ -135,8 +156,13 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = server.shutdown();
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        let outcome = server.shutdown();
+        // A test that already fails keeps its own message.
+        if let (Err(error), false) = (outcome, std::thread::panicking()) {
+            panic!("confab did not shut down cleanly: {error}");
         }
     }
 }

@@ -18,6 +18,8 @@ const EXIT_POLL_PAUSE: Duration = Duration::from_millis(10);
 pub struct Served {
     child: Child,
     pub addr: SocketAddr,
+    /// The process's stderr lines after its `listen=` line.
+    log: Receiver<String>,
 }
 
 impl Served {
@@ -79,7 +81,11 @@ impl Served {
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = listen_addr(&line) {
-                        return Served { child, addr };
+                        return Served {
+                            child,
+                            addr,
+                            log: lines,
+                        };
                     }
                     seen.push(line);
                 }
@@ -116,6 +122,19 @@ impl Served {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Waits (within [`PROCESS_DEADLINE`]) for a log line containing `needle`, and returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no log line with {needle:?} ({error})"),
+            }
+        }
     }
 
     /// Waits (within [`PROCESS_DEADLINE`]) for the process to end.

@@ -68,6 +68,8 @@ struct Shared {
 pub struct Upstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    handler: Arc<Handler>,
+    /// The accepting thread; `None` while [`Upstream::stop_listening`] is in force.
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -81,15 +83,49 @@ impl Upstream {
         let addr = listener.local_addr().expect("fake upstream address");
         let shared = Arc::new(Shared::default());
         let handler: Arc<Handler> = Arc::new(handler);
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || accept_loop(listener, shared, handler))
-        };
-        Upstream {
+        let mut upstream = Upstream {
             addr,
             shared,
-            acceptor: Some(acceptor),
+            handler,
+            acceptor: None,
+        };
+        upstream.accept_on(listener);
+        upstream
+    }
+
+    fn accept_on(&mut self, listener: TcpListener) {
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        let shared = Arc::clone(&self.shared);
+        let handler = Arc::clone(&self.handler);
+        self.acceptor = Some(thread::spawn(move || {
+            accept_loop(listener, shared, handler)
+        }));
+    }
+
+    /// Stops the acceptor (its listener closes) and joins it.
+    fn stop_acceptor(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the acceptor, which checks the flag after every accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        let _ = acceptor.join();
+    }
+
+    /// Closes the listener and every open connection: from now until
+    /// [`Upstream::listen_again`], connecting to the upstream is refused.
+    pub fn stop_listening(&mut self) {
+        self.stop_acceptor();
+        for stream in lock_or_recover(&self.shared.open).values() {
+            let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Listens on the same port again after [`Upstream::stop_listening`].
+    pub fn listen_again(&mut self) {
+        let listener = TcpListener::bind(self.addr).expect("bind the fake upstream's port again");
+        self.accept_on(listener);
     }
 
     /// Answers every request with 200 and a JSON dump of what it received (see [`echo_json`]).
@@ -282,12 +318,8 @@ impl Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
+        self.stop_acceptor();
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the acceptor, which checks the flag after every accept.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
         for stream in lock_or_recover(&self.shared.open).values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
