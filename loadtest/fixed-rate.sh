@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Fixed-rate load test: RATE requests/s through confab for DURATION, with latency measured from
+# Fixed-rate load test: RATE requests/s through confab (or nginx) for DURATION, with latency measured from
 # when each request was due (oha --latency-correction), so a stall is charged to every request
 # it delays instead of hiding behind fewer requests (the closed-loop blind spot of wrk).
 #
-# Starts confab's mock upstream (1 thread) and confab (PROXY_THREADS workers) in front of it,
+# Starts confab's mock upstream (1 thread) and PROXY (confab, or nginx with a keep-alive upstream
+# pool, the same configuration as loadtest/compare) with PROXY_THREADS workers in front of it,
 # runs oha at RATE over CONNECTIONS connections, and prints the achieved rate, p50, p99, p99.9,
-# statuses, errors, confab's CPU-seconds and requests per confab CPU-second. It fails (exit 1)
+# statuses, errors, the proxy's CPU-seconds and requests per proxy CPU-second. It fails (exit 1)
 # if any request failed or got a status other than 2xx, if the achieved rate fell more than 1%
 # short of RATE, or if p99 is over P99_LIMIT_MS.
 #
 # Usage: loadtest/fixed-rate.sh                 (50,000 req/s for 60 s; override through the environment)
 #   RATE=20000 DURATION=30s CONNECTIONS=128 loadtest/fixed-rate.sh
+#   OHA_THREADS=1 PROXY_THREADS=1 loadtest/fixed-rate.sh   (threads of the load generator, of confab)
+#   CONFAB_FLAGS="--pin-workers" loadtest/fixed-rate.sh     (extra flags for confab)
+#   PROXY=nginx loadtest/fixed-rate.sh                      (nginx instead, same upstream and load)
 # Needs oha (cargo install oha --locked) and python3. Loopback only; every process it starts is
 # stopped when it exits.
 set -euo pipefail
@@ -19,6 +23,9 @@ RATE=${RATE:-50000}
 DURATION=${DURATION:-60s}
 CONNECTIONS=${CONNECTIONS:-64}
 PROXY_THREADS=${PROXY_THREADS:-2}
+OHA_THREADS=${OHA_THREADS:-2}
+CONFAB_FLAGS=${CONFAB_FLAGS:-}
+PROXY=${PROXY:-confab}
 P99_LIMIT_MS=${P99_LIMIT_MS:-5}
 REQUEST_PATH=${REQUEST_PATH:-/categories/MLA97994}
 UPSTREAM_PORT=${UPSTREAM_PORT:-19390}
@@ -55,28 +62,69 @@ wait_for_port() {
 "$confab" mock-upstream --listen "127.0.0.1:$UPSTREAM_PORT" --threads 1 >"$work/mock.log" 2>&1 &
 pids+=($!)
 wait_for_port "$UPSTREAM_PORT"
-"$confab" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$PROXY_THREADS" \
-    --state-dir "$work/confab-state" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
-    >"$work/confab.log" 2>&1 &
+case "$PROXY" in
+confab)
+    # shellcheck disable=SC2086 # CONFAB_FLAGS is a list of flags
+    "$confab" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$PROXY_THREADS" \
+        --state-dir "$work/confab-state" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
+        $CONFAB_FLAGS >"$work/confab.log" 2>&1 &
+    ;;
+nginx)
+    cat >"$work/nginx.conf" <<EOF
+worker_processes $PROXY_THREADS;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 256; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$PROXY_PORT reuseport;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    nginx -c "$work/nginx.conf" -p "$work" &
+    ;;
+*)
+    echo "PROXY must be confab or nginx, not $PROXY" >&2
+    exit 1
+    ;;
+esac
 proxy_pid=$!
 pids+=("$proxy_pid")
 wait_for_port "$PROXY_PORT"
 curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT$REQUEST_PATH"
 
 ticks_per_second=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$proxy_pid/stat"; }
+# CPU ticks (user + system) of the proxy and its children (nginx's workers), all threads.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$proxy_pid" $(pgrep -P "$proxy_pid" || true); do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
 
-echo "oha: $RATE req/s for $DURATION over $CONNECTIONS connections to $REQUEST_PATH; confab: $PROXY_THREADS threads; $(nproc) cores" >&2
+echo "oha: $RATE req/s for $DURATION over $CONNECTIONS connections to $REQUEST_PATH; $PROXY: $PROXY_THREADS threads; $(nproc) cores" >&2
 before=$(cpu_ticks)
 oha --no-tui --output-format json -o "$work/oha.json" -z "$DURATION" -q "$RATE" \
+    --worker-threads "$OHA_THREADS" \
     -c "$CONNECTIONS" --latency-correction --wait-ongoing-requests-after-deadline \
     "http://127.0.0.1:$PROXY_PORT$REQUEST_PATH" >/dev/null 2>&1 || true
 after=$(cpu_ticks)
 
-python3 - "$work/oha.json" "$RATE" "$P99_LIMIT_MS" "$((after - before))" "$ticks_per_second" <<'PY'
+python3 - "$work/oha.json" "$RATE" "$P99_LIMIT_MS" "$((after - before))" "$ticks_per_second" "$PROXY" <<'PY'
 import json, sys
 
-path, rate, p99_limit_ms, ticks, ticks_per_second = sys.argv[1:]
+path, rate, p99_limit_ms, ticks, ticks_per_second, proxy = sys.argv[1:]
 rate, p99_limit_ms = float(rate), float(p99_limit_ms)
 cpu_seconds = int(ticks) / int(ticks_per_second)
 with open(path) as f:
@@ -90,8 +138,8 @@ p50, p99, p999 = (1000 * (percentiles.get(key) or 0) for key in ("p50", "p99", "
 achieved = summary["requestsPerSec"]
 print(f"achieved {achieved:.0f} req/s of {rate:.0f}; {answered} answered; p50 {p50:.2f} ms, "
       f"p99 {p99:.2f} ms, p99.9 {p999:.2f} ms; statuses {statuses}; errors {errors}")
-print(f"confab CPU {cpu_seconds:.2f} s; {answered / cpu_seconds if cpu_seconds else 0:.0f} "
-      f"requests per confab CPU-second")
+print(f"{proxy} CPU {cpu_seconds:.2f} s; {answered / cpu_seconds if cpu_seconds else 0:.0f} "
+      f"requests per {proxy} CPU-second")
 failed = []
 if errors or any(not code.startswith("2") for code in statuses):
     failed.append("requests failed")
