@@ -1,12 +1,15 @@
 //! README.md's configuration tables against the real binary: every long flag that `confab
 //! SUBCOMMAND --help` lists has a row in that subcommand's table, naming the flag's environment
 //! variable and showing the default the binary shows, and no table lists a flag the binary
-//! does not have. So the tables cannot drift from the code.
+//! does not have. And its errors table against [`ProblemKind`]: every problem `type` confab can
+//! answer with has a row with its status, and no row names a kind that does not exist. So the
+//! tables cannot drift from the code.
 
 mod support;
 
 use std::collections::BTreeSet;
 
+use confab::problem::ProblemKind;
 use support::cli::{help_flags, parse_help, HelpFlag, SUBCOMMANDS};
 
 const README: &str = include_str!("../README.md");
@@ -122,4 +125,73 @@ fn help_parsing_reads_long_and_compact_help() {
         )
     });
     assert_eq!(parsed, expected);
+}
+
+/// The rows of the table under `## Errors`: the codes of the first cell (each in backticks)
+/// and the statuses of the second, paired in order, as in "`unauthorized`, `forbidden` | 401, 403".
+fn error_rows() -> Vec<(String, u16)> {
+    let lines: Vec<&str> = README.lines().collect();
+    let start = lines
+        .iter()
+        .position(|line| line.trim() == "## Errors")
+        .expect("README.md has a section ## Errors");
+    let table: Vec<&str> = lines[start + 1..]
+        .iter()
+        .take_while(|line| !line.starts_with("## "))
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .copied()
+        .collect();
+    assert!(
+        table.len() > 2,
+        "README.md has no errors table under ## Errors"
+    );
+    let mut rows = Vec::new();
+    for line in &table[2..] {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let codes: Vec<&str> = cells[1]
+            .split(',')
+            .map(|code| code.trim().trim_matches('`'))
+            .collect();
+        let statuses: Vec<u16> = cells[2]
+            .split(',')
+            .map(|status| {
+                status
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("a status: {line}"))
+            })
+            .collect();
+        for (at, code) in codes.iter().enumerate() {
+            // One status stands for every code of its row.
+            let status = statuses
+                .get(at)
+                .or(statuses.last())
+                .copied()
+                .expect("a status");
+            rows.push(((*code).to_owned(), status));
+        }
+    }
+    rows
+}
+
+#[test]
+fn every_problem_kind_is_in_the_readme_errors_table_with_its_status() {
+    let rows = error_rows();
+    for kind in ProblemKind::ALL {
+        let row = rows.iter().find(|(code, _)| code == kind.code());
+        assert_eq!(
+            row.map(|(_, status)| *status),
+            Some(kind.status()),
+            "README.md's errors table: `{}` should be listed with status {}",
+            kind.code(),
+            kind.status()
+        );
+    }
+    for (code, _) in &rows {
+        assert!(
+            ProblemKind::ALL.iter().any(|kind| kind.code() == code),
+            "README.md's errors table lists `{code}`, which is no problem kind"
+        );
+    }
 }

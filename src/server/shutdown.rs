@@ -2,8 +2,10 @@
 //!
 //! The process-wide [`ShutdownSignal`] is touched once per worker (not per request). Each
 //! worker then drains on its own thread through its [`WorkerState`]: connections that are idle
-//! between requests close at once, requests in flight finish (their responses carry
-//! `Connection: close`), and the worker waits for its last connection within the grace period.
+//! between requests close once a request already on its way has had
+//! [`DRAIN_IDLE_READ`](super::limits::DRAIN_IDLE_READ) to arrive, requests in flight finish
+//! (their responses carry `Connection: close`), and the worker waits for its last connection
+//! within the grace period.
 
 use std::cell::Cell;
 use std::rc::Rc;
