@@ -1,19 +1,32 @@
 //! The jobs API through HTTP against the real server: authorization, validation at submission,
 //! the three parallel analyses checked against figures computed here from the conversations
-//! API, ingest (whole snapshots, path escapes, broken files, order), cancellation, a full
-//! queue, and recovery after kill -9 of the real binary.
+//! API, ingest (whole snapshots, path escapes, broken files, order, overlap with a running
+//! one), cancellation of analyses and ingests, full queues, and recovery after kill -9 of the
+//! real binary.
+//!
+//! Tests that need the serial queue busy for as long as they like hold it deterministically:
+//! either with a task of their own on the server's queue ([`SerialHold`]), or with an ingest
+//! of a named pipe, whose load waits in `open` until the test opens the pipe's other end
+//! ([`Pipe`]; this also works in the real binary).
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use confab::config::ServeConfig;
 use confab::conversations::datagen::{generate, DatagenOptions};
-use confab::jobs::MAX_QUEUED_PARALLEL_JOBS;
+use confab::jobs::journal::{Journal, StoredJob};
+use confab::jobs::{
+    JobStatus, MAX_QUEUED_PARALLEL_JOBS, MAX_QUEUED_SERIAL_JOBS, RETRY_AFTER_SECONDS,
+};
+use confab::serial::{SerialQueue, SERIAL_QUEUE_CAPACITY};
 use serde_json::{json, Value};
 
 use support::process::Served;
@@ -30,9 +43,9 @@ fn bearer() -> (&'static str, String) {
     ("authorization", format!("Bearer {TOKEN}"))
 }
 
-/// Starts confab with the admin token, serving `data` (the shared dataset when `None`) with
-/// `root` as the data root.
-fn serve(data: Option<PathBuf>, root: Option<&Path>, job_threads: usize) -> Proxy {
+/// The configuration of these tests: the admin token, serving `data` (the shared dataset when
+/// `None`) with `root` as the data root.
+fn jobs_config(data: Option<PathBuf>, root: Option<&Path>, job_threads: usize) -> ServeConfig {
     let mut config = config(None);
     config.admin_token = Some(TOKEN.into());
     if data.is_some() {
@@ -40,24 +53,52 @@ fn serve(data: Option<PathBuf>, root: Option<&Path>, job_threads: usize) -> Prox
     }
     config.data_root = root.map(Path::to_path_buf);
     config.job_threads = job_threads;
-    Proxy::start(config)
+    config
 }
 
-fn post_job(addr: std::net::SocketAddr, body: &Value) -> Response {
+/// Starts confab with [`jobs_config`], its state in a fresh temporary folder.
+fn serve(data: Option<PathBuf>, root: Option<&Path>, job_threads: usize) -> Proxy {
+    Proxy::start(jobs_config(data, root, job_threads))
+}
+
+/// Starts confab serving `data` under `root`, its state in `state` (kept for a restart or a
+/// look at the journal). Requests are not recorded, so no statistics flush joins the serial
+/// queue: what waits on it is only what the test put there.
+fn serve_in(state: &Path, data: PathBuf, root: &Path) -> Proxy {
+    let mut config = jobs_config(Some(data), Some(root), 2);
+    config.state_dir = state.to_path_buf();
+    config.record_stats = false;
+    Proxy::start_keeping_state_dir(config)
+}
+
+/// Sends a job submission without reading the answer (which comes once the serial queue
+/// has journaled the job); read it with [`Client::response`].
+fn send_job(addr: std::net::SocketAddr, body: &Value) -> Client {
     let (name, value) = bearer();
     let body = body.to_string();
     let headers = [(name, value.as_str()), ("content-type", "application/json")];
-    Client::connect(addr).exchange(&request("POST", "/api/jobs", &headers, body.as_bytes()))
+    let mut client = Client::connect(addr);
+    client.send(&request("POST", "/api/jobs", &headers, body.as_bytes()));
+    client
+}
+
+fn post_job(addr: std::net::SocketAddr, body: &Value) -> Response {
+    send_job(addr, body).response()
+}
+
+/// The id of a job accepted with `response`, asserting the 202 of a queued `kind` job.
+fn accepted(response: &Response, kind: &str) -> u64 {
+    assert_eq!(response.status, 202, "{kind}: {}", response.text());
+    let job = response.json();
+    assert_eq!(job["status"], "queued", "{job}");
+    assert_eq!(job["kind"], kind);
+    job["id"].as_u64().expect("numeric id")
 }
 
 /// Submits a job and returns its id, asserting the 202.
 fn submit(addr: std::net::SocketAddr, body: Value) -> u64 {
     let response = post_job(addr, &body);
-    assert_eq!(response.status, 202, "{body}: {}", response.text());
-    let job = response.json();
-    assert_eq!(job["status"], "queued", "{job}");
-    assert_eq!(job["kind"], body["kind"]);
-    job["id"].as_u64().expect("numeric id")
+    accepted(&response, body["kind"].as_str().expect("a kind"))
 }
 
 fn job(addr: std::net::SocketAddr, id: u64) -> Value {
@@ -116,6 +157,129 @@ fn list(addr: std::net::SocketAddr, query: &str) -> Value {
     let response = Client::connect(addr).exchange(&get(&format!("/api/jobs{query}")));
     assert_eq!(response.status, 200, "{}", response.text());
     response.json()
+}
+
+/// Tasks waiting on the serial queue behind the one running, as the job listing reports them.
+fn serial_waiting(addr: std::net::SocketAddr) -> u64 {
+    list(addr, "?per_page=1")["serial_queue"]["waiting"]
+        .as_u64()
+        .expect("a count of waiting tasks")
+}
+
+/// Polls the job listing until the serial queue's waiting count satisfies `done`.
+fn wait_serial_waiting(addr: std::net::SocketAddr, done: impl Fn(u64) -> bool) -> u64 {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    loop {
+        let waiting = serial_waiting(addr);
+        if done(waiting) {
+            return waiting;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serial queue stuck at {waiting} waiting"
+        );
+        thread::sleep(POLL_PAUSE);
+    }
+}
+
+/// The job `id` as the journal in `state` holds it, read through a connection of its own.
+fn journaled(state: &Path, id: u64) -> StoredJob {
+    let journal = Journal::open(state).expect("open the journal");
+    let jobs = journal.jobs().expect("read the journal");
+    jobs.into_iter()
+        .find(|job| job.id == id)
+        .unwrap_or_else(|| panic!("job {id} is not in the journal"))
+}
+
+fn journaled_datasets(state: &Path) -> Vec<PathBuf> {
+    let journal = Journal::open(state).expect("open the journal");
+    journal.datasets().expect("read the journal's datasets")
+}
+
+/// A task of the test holding the serial queue's thread: while it runs, no other serial task
+/// does (no submission is admitted, no job changes state). Dropping it releases the thread.
+struct SerialHold {
+    started: mpsc::Receiver<()>,
+    _release: mpsc::Sender<()>,
+}
+
+impl SerialHold {
+    /// Queues the holding task behind whatever waits on `queue` now.
+    fn queue(queue: &SerialQueue) -> SerialHold {
+        let (started_tx, started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        queue
+            .submit(move |_| {
+                let _ = started_tx.send(());
+                // Returns once the hold (and with it the sender) is dropped.
+                let _ = released.recv();
+            })
+            .expect("the holding task is queued");
+        SerialHold {
+            started,
+            _release: release,
+        }
+    }
+
+    /// Queues the holding task and returns once it runs.
+    fn start(queue: &SerialQueue) -> SerialHold {
+        let hold = SerialHold::queue(queue);
+        hold.wait_started();
+        hold
+    }
+
+    fn wait_started(&self) {
+        self.started
+            .recv_timeout(JOB_DEADLINE)
+            .expect("the holding task runs");
+    }
+
+    /// Lets the serial queue go on.
+    fn release(self) {}
+}
+
+/// A named pipe posing as a Parquet file. Loading it waits in `open` until a writer opens the
+/// pipe, so an ingest of it stays running, and holds the serial queue's thread, until the
+/// test calls [`Pipe::release`]. The writer is then kept open, so a load that reaches the
+/// pipe later does not wait either; it finds an empty file, which is not Parquet.
+struct Pipe {
+    path: PathBuf,
+    writer: Option<File>,
+}
+
+impl Pipe {
+    fn create(path: PathBuf) -> Pipe {
+        let status = Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {}", path.display());
+        Pipe { path, writer: None }
+    }
+
+    /// Opens the writing end (for reading too, so the open itself never waits).
+    fn release(&mut self) {
+        if self.writer.is_none() {
+            let writer = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .expect("open the pipe");
+            self.writer = Some(writer);
+        }
+    }
+}
+
+impl Drop for Pipe {
+    /// A test that fails while an ingest waits on the pipe must not hang the server's
+    /// shutdown: the writer is opened and left open until the test process exits.
+    fn drop(&mut self) {
+        if self.writer.is_none() {
+            if let Ok(writer) = OpenOptions::new().read(true).write(true).open(&self.path) {
+                std::mem::forget(writer);
+            }
+        }
+    }
 }
 
 // === Authorization and validation ===
@@ -470,8 +634,9 @@ fn queued_jobs_are_cancelled_at_once_and_running_ones_at_their_next_checkpoint()
     assert_problem(&cancel(addr, 999), 404, "not-found");
 }
 
+/// Parallel jobs beyond what may wait for the runner are refused.
 #[test]
-fn a_full_queue_answers_503_with_retry_after() {
+fn a_full_runner_queue_answers_503_with_retry_after() {
     let proxy = serve(None, None, 1);
     let addr = proxy.addr();
     let running = submit(addr, long_job());
@@ -501,6 +666,117 @@ fn a_full_queue_answers_503_with_retry_after() {
     }
     assert_eq!(cancel(addr, running).status, 202);
     wait_finished(addr, running);
+}
+
+/// Asserts `response` is the refusal of a full queue: 503, `Retry-After`, a problem document.
+fn assert_queue_full(response: &Response) {
+    let problem = assert_problem(response, 503, "unavailable");
+    assert_eq!(
+        response.header("retry-after"),
+        Some(RETRY_AFTER_SECONDS.to_string()),
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(detail.contains("full"), "{problem}");
+}
+
+#[test]
+fn a_full_serial_queue_answers_503_with_retry_after() {
+    let root = data_root(100);
+    let state = tempfile::tempdir().expect("state");
+    let proxy = serve_in(state.path(), root.path().join("base"), root.path());
+    let addr = proxy.addr();
+    let queue = proxy.serial_queue();
+    let hold = SerialHold::start(&queue);
+    let mut filled = 0;
+    while queue.submit(|_| {}).is_ok() {
+        filled += 1;
+        assert!(filled <= SERIAL_QUEUE_CAPACITY, "the queue is bounded");
+    }
+    assert_eq!(filled, SERIAL_QUEUE_CAPACITY);
+    let listing = list(addr, "");
+    assert_eq!(listing["serial_queue"]["waiting"], SERIAL_QUEUE_CAPACITY);
+    assert_eq!(listing["serial_queue"]["capacity"], SERIAL_QUEUE_CAPACITY);
+
+    // Every kind is admitted on the serial queue, so every kind is refused at once.
+    for body in [
+        json!({"kind": "tag-stats"}),
+        json!({"kind": "ingest", "params": {"path": "second"}}),
+        json!({"kind": "reload"}),
+    ] {
+        assert_queue_full(&post_job(addr, &body));
+    }
+    // Reading does not need the serial queue.
+    assert_eq!(total(addr, ""), 100);
+
+    // Once the queue has drained, the same submission is taken.
+    hold.release();
+    wait_serial_waiting(addr, |waiting| waiting == 0);
+    let id = submit(
+        addr,
+        json!({"kind": "ingest", "params": {"path": "second"}}),
+    );
+    succeeded(addr, id);
+    assert_eq!(
+        list(addr, "")["total"],
+        1,
+        "refused submissions leave nothing"
+    );
+    let ids: Vec<u64> = Journal::open(state.path())
+        .expect("journal")
+        .jobs()
+        .expect("jobs")
+        .iter()
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(ids, vec![id], "nor in the journal");
+    assert_eq!(total(addr, ""), 200);
+}
+
+#[test]
+fn serial_jobs_beyond_the_waiting_limit_are_refused_with_503() {
+    let root = data_root(100);
+    let state = tempfile::tempdir().expect("state");
+    let proxy = serve_in(state.path(), root.path().join("base"), root.path());
+    let addr = proxy.addr();
+    let hold = SerialHold::start(&proxy.serial_queue());
+    // Every submission waits, unanswered, for the held thread; all are admitted one after
+    // the other once it is released, before the first of them runs.
+    let body = json!({"kind": "ingest", "params": {"path": "second"}});
+    let submitted = MAX_QUEUED_SERIAL_JOBS + 1;
+    let mut clients: Vec<Client> = (0..submitted).map(|_| send_job(addr, &body)).collect();
+    wait_serial_waiting(addr, |waiting| waiting == submitted as u64);
+    hold.release();
+    let mut ids = Vec::new();
+    let mut refused = 0;
+    for client in &mut clients {
+        let response = client.response();
+        match response.status {
+            202 => ids.push(accepted(&response, "ingest")),
+            _ => {
+                assert_queue_full(&response);
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((ids.len(), refused), (MAX_QUEUED_SERIAL_JOBS, 1));
+    ids.sort_unstable();
+    let outcomes: Vec<String> = ids
+        .iter()
+        .map(|&id| {
+            wait_finished(addr, id)["status"]
+                .as_str()
+                .expect("status")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(outcomes[0], "succeeded");
+    assert!(
+        outcomes[1..].iter().all(|status| status == "failed"),
+        "the same dataset again: {outcomes:?}"
+    );
+    assert_eq!(list(addr, "")["total"], MAX_QUEUED_SERIAL_JOBS);
+    assert_eq!(total(addr, ""), 200);
 }
 
 // === Ingest and reload ===
@@ -669,15 +945,178 @@ fn a_broken_dataset_fails_its_job_naming_the_file_and_changes_nothing() {
     assert_eq!(total(addr, ""), 200);
 }
 
+#[test]
+fn a_reload_submitted_while_an_ingest_runs_waits_for_it() {
+    let root = data_root(200);
+    let state = tempfile::tempdir().expect("state");
+    let proxy = serve_in(state.path(), root.path().join("base"), root.path());
+    let addr = proxy.addr();
+    let mut pipe = Pipe::create(root.path().join("pipe.parquet"));
+    // Both jobs are admitted while the queue is held, the ingest first; then the ingest
+    // runs and waits on the pipe with the reload queued behind it.
+    let hold = SerialHold::start(&proxy.serial_queue());
+    let mut ingesting = send_job(
+        addr,
+        &json!({"kind": "ingest", "params": {"path": "pipe.parquet"}}),
+    );
+    wait_serial_waiting(addr, |waiting| waiting == 1);
+    let mut reloading = send_job(addr, &json!({"kind": "reload"}));
+    wait_serial_waiting(addr, |waiting| waiting == 2);
+    hold.release();
+    let ingest = accepted(&ingesting.response(), "ingest");
+    let reload = accepted(&reloading.response(), "reload");
+    assert!(ingest < reload, "ids follow submission order");
+
+    let running = wait_until(addr, ingest, |job| job["status"] == "running");
+    assert!(running["started_at"].is_string(), "{running}");
+    let waiting = job(addr, reload);
+    assert_eq!(
+        waiting["status"], "queued",
+        "not run beside the ingest: {waiting}"
+    );
+    assert!(waiting["started_at"].is_null(), "{waiting}");
+    assert_eq!(serial_waiting(addr), 1, "the reload's turn is queued");
+    assert_eq!(total(addr, ""), 200, "queries go on during the ingest");
+
+    pipe.release();
+    let ingest = wait_finished(addr, ingest);
+    assert_eq!(ingest["status"], "failed", "{ingest}");
+    assert!(
+        ingest["error"]
+            .as_str()
+            .expect("error")
+            .contains("pipe.parquet"),
+        "{ingest}"
+    );
+    let reload = succeeded(addr, reload);
+    assert!(
+        ingest["finished_at"].as_str() <= reload["started_at"].as_str(),
+        "one after the other: {ingest} {reload}"
+    );
+    assert_eq!(
+        reload["result"]["datasets"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(reload["result"]["conversations"], 200);
+    assert_eq!(total(addr, ""), 200);
+}
+
+#[test]
+fn cancelling_a_queued_ingest_journals_it_and_the_served_data_stays() {
+    let root = data_root(200);
+    let state = tempfile::tempdir().expect("state");
+    let base = root.path().join("base");
+    let proxy = serve_in(state.path(), base.clone(), root.path());
+    let addr = proxy.addr();
+    let queue = proxy.serial_queue();
+    // The ingest is admitted, then a second hold keeps its turn from coming.
+    let first = SerialHold::start(&queue);
+    let mut submitting = send_job(
+        addr,
+        &json!({"kind": "ingest", "params": {"path": "second"}}),
+    );
+    wait_serial_waiting(addr, |waiting| waiting == 1);
+    let second = SerialHold::queue(&queue);
+    first.release();
+    let id = accepted(&submitting.response(), "ingest");
+    second.wait_started();
+    assert_eq!(job(addr, id)["status"], "queued");
+
+    // The cancellation is answered once journaled, so only after the hold is released.
+    let (name, value) = bearer();
+    let mut cancelling = Client::connect(addr);
+    cancelling.send(&request(
+        "DELETE",
+        &format!("/api/jobs/{id}"),
+        &[(name, &value)],
+        b"",
+    ));
+    let asked = wait_until(addr, id, |job| job["cancel_requested"] == true);
+    assert_eq!(asked["status"], "queued", "{asked}");
+    second.release();
+    let response = cancelling.response();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let cancelled = response.json();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert!(cancelled["started_at"].is_null(), "never ran: {cancelled}");
+    let stored = journaled(state.path(), id);
+    assert_eq!(stored.status, JobStatus::Cancelled, "{stored:?}");
+    assert_eq!(stored.started_at, None);
+    assert!(journaled_datasets(state.path()).is_empty());
+    assert_eq!(total(addr, ""), 200, "the old index still serves");
+    assert_problem(&cancel(addr, id), 409, "conflict");
+
+    // After a restart the job stays cancelled: it does not run.
+    proxy.shutdown().expect("a clean shutdown");
+    let proxy = serve_in(state.path(), base, root.path());
+    let addr = proxy.addr();
+    let after = job(addr, id);
+    assert_eq!(after["status"], "cancelled", "{after}");
+    assert!(after["started_at"].is_null(), "{after}");
+    assert_eq!(total(addr, ""), 200);
+}
+
+#[test]
+fn cancelling_a_running_ingest_stops_it_journals_it_and_the_served_data_stays() {
+    let root = data_root(200);
+    let state = tempfile::tempdir().expect("state");
+    let proxy = serve_in(state.path(), root.path().join("base"), root.path());
+    let addr = proxy.addr();
+    let mut pipe = Pipe::create(root.path().join("pipe.parquet"));
+    let id = submit(
+        addr,
+        json!({"kind": "ingest", "params": {"path": "pipe.parquet"}}),
+    );
+    wait_until(addr, id, |job| job["status"] == "running");
+    assert_eq!(journaled(state.path(), id).status, JobStatus::Running);
+    assert_eq!(total(addr, ""), 200, "queries go on during the ingest");
+
+    // A running job is asked to stop, and answered at once: the ingest still waits.
+    let response = cancel(addr, id);
+    assert_eq!(response.status, 202, "{}", response.text());
+    let asked = response.json();
+    assert_eq!(asked["status"], "running", "{asked}");
+    assert_eq!(asked["cancel_requested"], true);
+    pipe.release();
+    let stopped = wait_finished(addr, id);
+    assert_eq!(stopped["status"], "cancelled", "{stopped}");
+    assert_eq!(stopped["error"], "cancelled while running");
+    assert!(stopped["result"].is_null(), "{stopped}");
+    let stored = journaled(state.path(), id);
+    assert_eq!(stored.status, JobStatus::Cancelled, "{stored:?}");
+    assert!(stored.finished_at.is_some());
+    assert!(journaled_datasets(state.path()).is_empty());
+    assert_eq!(total(addr, ""), 200, "the old index still serves");
+
+    // The serial queue goes on with the next ingest.
+    let next = submit(
+        addr,
+        json!({"kind": "ingest", "params": {"path": "second"}}),
+    );
+    succeeded(addr, next);
+    assert_eq!(total(addr, ""), 400);
+}
+
 // === Durability through the real binary ===
+
+/// Conversations of the base dataset of the kill -9 test: enough that its long analysis runs
+/// for a good while on one thread.
+const CRASH_BASE_ROWS: u64 = 60_000;
+/// Conversations of the dataset the kill -9 test ingests before the crash.
+const CRASH_INGESTED_ROWS: u64 = 3_000;
 
 #[test]
 fn jobs_and_datasets_survive_kill_9() {
-    let root = data_root(3_000);
+    let root = tempfile::tempdir().expect("root");
+    generate_dataset(&root.path().join("base"), CRASH_BASE_ROWS, 1);
+    generate_dataset(&root.path().join("second"), CRASH_INGESTED_ROWS, 2);
+    let served = CRASH_BASE_ROWS + CRASH_INGESTED_ROWS;
+    let _pipe = Pipe::create(root.path().join("pipe.parquet"));
     let state = tempfile::tempdir().expect("state");
     let root_arg = root.path().to_str().expect("UTF-8").to_owned();
     let base = root.path().join("base");
     let base_arg = base.to_str().expect("UTF-8").to_owned();
+    // Without recorded requests no statistics flush joins the serial queue.
     let args = [
         "--admin-token",
         TOKEN,
@@ -687,6 +1126,7 @@ fn jobs_and_datasets_survive_kill_9() {
         &root_arg,
         "--job-threads",
         "1",
+        "--no-usage-stats",
     ];
     let first = Served::start(state.path(), &args);
     let addr = first.addr;
@@ -697,35 +1137,79 @@ fn jobs_and_datasets_survive_kill_9() {
         json!({"kind": "ingest", "params": {"path": "second"}}),
     );
     succeeded(addr, ingest);
-    assert_eq!(total(addr, ""), 6_000);
+    assert_eq!(total(addr, ""), served);
     let running = submit(addr, long_job());
-    let queued = submit(addr, json!({"kind": "transcript-summary"}));
     wait_until(addr, running, |job| job["status"] == "running");
+    let queued = submit(addr, json!({"kind": "transcript-summary"}));
+    let stuck = submit(
+        addr,
+        json!({"kind": "ingest", "params": {"path": "pipe.parquet"}}),
+    );
+    wait_until(addr, stuck, |job| job["status"] == "running");
+    // The ingest now waits on the pipe on the serial queue's thread, where every change of a
+    // job's state is journaled: from here on no state changes, and what is shown is what the
+    // journal holds when the process dies.
+    let before = |id: u64, status: &str| {
+        let seen = job(addr, id);
+        assert_eq!(seen["status"], status, "when killed: {seen}");
+        seen
+    };
+    let running_before = before(running, "running");
+    assert!(running_before["started_at"].is_string());
+    let queued_before = before(queued, "queued");
+    assert!(queued_before["started_at"].is_null(), "{queued_before}");
+    before(stuck, "running");
+    // A submission not yet answered waits on the serial queue; it was never acknowledged, so
+    // it may be lost with the process (and is: it must not appear after the restart).
+    let waiting = serial_waiting(addr);
+    let mut unanswered = send_job(addr, &json!({"kind": "tag-stats"}));
+    wait_serial_waiting(addr, |now| now > waiting);
     first.kill();
+    assert!(
+        unanswered.try_response(false).is_err(),
+        "no answer from a killed process"
+    );
 
     let second = Served::start(state.path(), &args);
     let addr = second.addr;
     assert_eq!(
         total(addr, ""),
-        6_000,
-        "the ingested dataset is served again"
+        served,
+        "the ingested dataset is served again, the interrupted one is not"
     );
     let kept = job(addr, stats);
     assert_eq!(kept["status"], "succeeded");
     assert_eq!(kept["result"], stats_result);
     assert_eq!(job(addr, ingest)["status"], "succeeded");
-    let interrupted = job(addr, running);
-    assert_eq!(interrupted["status"], "failed", "{interrupted}");
-    assert!(interrupted["error"]
-        .as_str()
-        .expect("error")
-        .contains("interrupted"));
+    for id in [running, stuck] {
+        let interrupted = job(addr, id);
+        assert_eq!(interrupted["status"], "failed", "{interrupted}");
+        assert!(
+            interrupted["error"]
+                .as_str()
+                .expect("error")
+                .contains("interrupted"),
+            "{interrupted}"
+        );
+        assert!(interrupted["finished_at"].is_string(), "{interrupted}");
+        assert!(interrupted["result"].is_null(), "{interrupted}");
+    }
+    assert_eq!(
+        job(addr, running)["started_at"],
+        running_before["started_at"]
+    );
     let resumed = succeeded(addr, queued);
+    assert!(resumed["started_at"].is_string(), "run after the restart");
     assert!(!resumed["result"]["transcripts"]
         .as_array()
         .expect("transcripts")
         .is_empty());
+    assert_eq!(
+        list(addr, "")["total"],
+        5,
+        "the unanswered submission is gone"
+    );
     let next = submit(addr, json!({"kind": "tag-stats"}));
-    assert!(next > queued, "ids keep growing across restarts");
+    assert_eq!(next, stuck + 1, "ids keep growing across restarts");
     second.terminate();
 }
