@@ -661,6 +661,29 @@ fn malformed_upstream_response_is_502_upstream_malformed() {
 }
 
 #[test]
+fn reason_phrase_that_is_not_utf8_is_passed_on_and_the_workers_serve_on() {
+    // Found by the response_head fuzz target: such a reason panicked the worker that parsed it.
+    let upstream = Upstream::fixed(&b"HTTP/1.1 200 \xe9t\xe9\r\nContent-Length: 2\r\n\r\nok"[..]);
+    let proxy = Proxy::to(&upstream);
+    for i in 0..4 {
+        let mut client = proxy.client();
+        client.send(&request(
+            "GET",
+            &format!("/obs-text/{i}"),
+            &[("Connection", "close")],
+            b"",
+        ));
+        let raw = client.read_to_end();
+        assert!(
+            raw.starts_with(b"HTTP/1.1 200 \xe9t\xe9\r\n") && raw.ends_with(b"\r\n\r\nok"),
+            "{:?}",
+            wire::lossy(&raw)
+        );
+    }
+    proxy.shutdown().expect("no worker panicked");
+}
+
+#[test]
 fn silent_upstream_is_504_upstream_timeout() {
     let upstream = Upstream::blackhole();
     let mut config = config(Some(upstream.url()));
