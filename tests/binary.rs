@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::process::{listen_addr, log_lines};
+use support::process::{listen_addr, watched_log_lines, PanicWatch};
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -76,11 +76,15 @@ fn waiter(mut child: Child) -> Receiver<std::io::Result<ExitStatus>> {
     exit_rx
 }
 
-/// A running `confab serve` child; killed if the test ends without stopping it.
+/// A running `confab serve` child; killed if the test ends without stopping it. Stopping it
+/// fails the test if the process reported a panic on stderr.
 struct Served {
     pid: u32,
     addr: SocketAddr,
     exit: Receiver<std::io::Result<ExitStatus>>,
+    /// The stderr lines after `listen=`; disconnected once the process closed its stderr.
+    log: Receiver<String>,
+    panics: PanicWatch,
     _dir: tempfile::TempDir,
 }
 
@@ -99,7 +103,8 @@ impl Served {
         let stderr = child.stderr.take().expect("piped stderr");
         let pid = child.id();
         let exit = waiter(child);
-        let lines = log_lines(stderr);
+        let panics = PanicWatch::default();
+        let lines = watched_log_lines(stderr, &panics);
 
         let deadline = Instant::now() + DEADLINE;
         let mut seen = Vec::new();
@@ -113,6 +118,8 @@ impl Served {
                             pid,
                             addr,
                             exit,
+                            log: lines,
+                            panics,
                             _dir: dir,
                         };
                     }
@@ -128,17 +135,22 @@ impl Served {
         }
     }
 
-    /// Sends SIGTERM and returns the exit status.
+    /// Sends SIGTERM and returns the exit status; fails the test if the process panicked.
     fn terminate(self) -> ExitStatus {
         signal(self.pid, "-TERM");
-        let status = self.exit.recv_timeout(DEADLINE);
-        match status {
+        let status = match self.exit.recv_timeout(DEADLINE) {
             Ok(status) => status.expect("wait for confab"),
             Err(_) => {
                 signal(self.pid, "-KILL");
                 panic!("confab did not exit within {DEADLINE:?} of SIGTERM");
             }
+        };
+        // The process has exited: its stderr is closed once every line has been read.
+        while self.log.recv_timeout(DEADLINE).is_ok() {}
+        if let Some(report) = self.panics.report() {
+            panic!("confab panicked:\n{report}");
         }
+        status
     }
 }
 

@@ -1,30 +1,32 @@
 //! Draining the real binary under load: concurrent keep-alive clients run requests through
 //! `confab serve` when it receives SIGTERM. Every request written before the signal is
 //! answered in full; every response to a request sent once the server is draining carries
-//! `Connection: close`; new connections are refused while a slow request still finishes; the statistics of every answered request
-//! are flushed to the store (a restart on the same state folder counts them all); and the
-//! process exits 0.
+//! `Connection: close`; new connections are refused while a request held at the upstream still
+//! finishes; the statistics of every answered request are flushed to the store (a restart on
+//! the same state folder counts them all); and the process exits 0. Every step waits for an
+//! event (a count of answers, a request at the upstream, a log line, the process's exit), never
+//! for a guessed delay.
 
 mod support;
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::process::Served;
 use support::stats::{proxied, stats};
-use support::upstream::write_all;
+use support::upstream::{write_all, Gate};
 use support::{get, After, Client, Proxy, Upstream};
 
 /// Concurrent keep-alive clients.
 const CLIENTS: usize = 8;
-/// How long the upstream takes over each ordinary request, so that some are always in flight.
+/// How long the upstream takes over each ordinary request, so that some are always in flight
+/// when the signal comes (the load's pace, not a wait for anything).
 const UPSTREAM_DELAY: Duration = Duration::from_millis(15);
-/// How long the upstream holds `/slow`, the request that is still running while the test
-/// checks that new connections are refused.
-const SLOW_DELAY: Duration = Duration::from_millis(1500);
+/// How soon the held request is answered once the upstream lets it go.
+const HELD_ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// Responses the clients collect before the signal.
 const BEFORE_SIGNAL: usize = 200;
 /// How long the test waits for anything it waits for.
@@ -39,18 +41,18 @@ struct Outcome {
     result: Result<bool, String>,
 }
 
-/// An upstream that answers `/slow` after [`SLOW_DELAY`] (signalling when it arrives) and
-/// everything else after [`UPSTREAM_DELAY`].
-fn delaying_upstream(slow_arrived: mpsc::Sender<()>) -> Upstream {
-    let slow_arrived = Mutex::new(slow_arrived);
+/// An upstream that holds `/held` at `gate` until the test opens it, and answers everything
+/// else after [`UPSTREAM_DELAY`].
+fn delaying_upstream(gate: &Gate) -> Upstream {
+    let gate = gate.clone();
     Upstream::start(move |request, stream| {
-        let delay = if request.target == "/slow" {
-            let _ = slow_arrived.lock().map(|sender| sender.send(()));
-            SLOW_DELAY
+        if request.target == "/held" {
+            if !gate.pass() {
+                return After::Close;
+            }
         } else {
-            UPSTREAM_DELAY
-        };
-        thread::sleep(delay);
+            thread::sleep(UPSTREAM_DELAY);
+        }
         let body = format!("served {}", request.target);
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
         match write_all(stream, &[head.as_bytes(), body.as_bytes()]) {
@@ -114,8 +116,8 @@ fn run_client(
 
 #[test]
 fn sigterm_under_load_answers_every_started_request_and_flushes_the_statistics() {
-    let (slow_tx, slow_rx) = mpsc::channel();
-    let upstream = delaying_upstream(slow_tx);
+    let gate = Gate::new();
+    let upstream = delaying_upstream(&gate);
     let state = tempfile::tempdir().expect("state dir");
     let data = support::shared_dataset();
     let upstream_url = upstream.url();
@@ -146,28 +148,29 @@ fn sigterm_under_load_answers_every_started_request_and_flushes_the_statistics()
     load_going
         .recv_timeout(DEADLINE)
         .expect("the load did not get going");
-    let mut slow = Client::connect(addr);
-    slow.send(&get("/slow"));
-    slow_rx
-        .recv_timeout(DEADLINE)
-        .expect("/slow reached the upstream");
+    let mut held = Client::connect(addr);
+    held.send(&get("/held"));
+    gate.wait_arrived(1);
 
     let signalled = Instant::now();
     served.signal("-TERM");
-    // Once every worker has closed its listener (it says so), and while /slow is still
-    // running, new connections are refused; every connection is draining from then on.
+    // Once every worker has closed its listener (it says so), and while /held is still
+    // waiting at the upstream, new connections are refused; every connection is draining
+    // from then on.
     served.wait_for_log(STOPPED_ACCEPTING);
     let draining = Instant::now();
     assert!(
         TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
         "still accepting after SIGTERM"
     );
-    let slow_response = slow.response();
-    assert_eq!(slow_response.text(), "served /slow");
-    assert!(slow_response.says_close(), "{:?}", slow_response.headers);
+    let released = Instant::now();
+    gate.open();
+    let held_response = held.response();
+    assert_eq!(held_response.text(), "served /held");
+    assert!(held_response.says_close(), "{:?}", held_response.headers);
     assert!(
-        signalled.elapsed() < SLOW_DELAY + Duration::from_secs(5),
-        "the in-flight request was held up"
+        released.elapsed() < HELD_ANSWER_WITHIN,
+        "the in-flight request was held up after the upstream answered"
     );
     let status = served.wait();
     stop.store(true, Ordering::SeqCst);

@@ -5,14 +5,20 @@
 //! proxy defines (502, 504) or, once the response head is on its way, a closed client
 //! connection; a connection that misbehaved never carries another request (one worker, so that
 //! every request goes through the same pool); and after every fault confab serves normally.
+//! A refusing upstream is also hit many times in a row through the real binary: every request
+//! gets the 502, and no connection, descriptor or in-flight slot is left behind.
 
 mod support;
 
 use std::time::Duration;
 
+use confab::config::Driver;
+use support::process::Served;
 use support::upstream::{FAULTS, TRICKLED_BODY};
 use support::wire::{self, Framing};
-use support::{assert_no_leak, assert_problem, config, drivers, get, Client, Proxy, Upstream};
+use support::{
+    assert_no_leak, assert_problem, config, drivers, get, request, Client, Proxy, Upstream,
+};
 
 /// The upstream timeout of these tests: short, so that silent faults show quickly.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(300);
@@ -145,5 +151,122 @@ fn every_upstream_fault_is_answered_and_confab_serves_on_on_both_drivers() {
         proxy
             .shutdown()
             .unwrap_or_else(|error| panic!("{driver_name}: shutdown: {error}"));
+    }
+}
+
+/// Requests in a row on one kept-alive connection to a refusing upstream.
+const REFUSED_ON_ONE_CONNECTION: usize = 200;
+/// Requests to a refusing upstream on a fresh connection each.
+const REFUSED_ON_FRESH_CONNECTIONS: usize = 100;
+/// The connection limit of the refusal loop: a few more than the test holds open at once, so
+/// that leaked connections would soon have new ones closed unanswered.
+const LOOP_MAX_CONNECTIONS: &str = "4";
+/// Descriptors the process may open besides its connections over the loop (the log, a store
+/// file); a leak per request or connection would show as hundreds.
+const FD_SLACK: usize = 8;
+
+/// The open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the server's descriptors")
+        .count()
+}
+
+fn driver_flag(driver: Driver) -> &'static str {
+    match driver {
+        Driver::Auto => "auto",
+        Driver::IoUring => "io-uring",
+        Driver::Epoll => "epoll",
+    }
+}
+
+/// Sends `GET path` with `Connection: close` on a new connection, reads the response and the
+/// server's close: the server closes first, so the connection's descriptor and its place under
+/// the connection limit are given back once this returns.
+fn exchange_closing(addr: std::net::SocketAddr, path: &str) -> support::Response {
+    let mut client = Client::connect(addr);
+    let response = client.exchange(&request("GET", path, &[("Connection", "close")], b""));
+    client.assert_closed();
+    response
+}
+
+/// One in-flight slot per worker and a low connection limit: a refused exchange that kept its
+/// slot would turn the worker's next request into a 503, and one that kept its connection's
+/// place would have new connections closed unanswered.
+#[test]
+fn refused_upstream_many_times_in_a_row_is_502_every_time_and_leaks_nothing() {
+    for (driver_name, driver) in drivers() {
+        let mut upstream = Upstream::faulty(TRICKLE_PAUSE);
+        let state = tempfile::tempdir().expect("state dir");
+        let upstream_url = upstream.url();
+        let served = Served::start(
+            state.path(),
+            &[
+                "--upstream",
+                &upstream_url,
+                "--driver",
+                driver_flag(driver),
+                "--max-inflight-per-core",
+                "1",
+                "--max-connections",
+                LOOP_MAX_CONNECTIONS,
+                "--stats-flush-interval",
+                "1h",
+            ],
+        );
+        let addr = served.addr;
+        let mut kept = Client::connect(addr);
+        assert_eq!(kept.exchange(&get("/ok/before")).text(), "fresh");
+
+        upstream.stop_listening();
+        let refused = |response: &support::Response, context: &str| {
+            assert_eq!(response.status, 502, "{driver_name}, {context}");
+            assert_problem(response, 502, "upstream-refused");
+            assert_no_leak(response, upstream.port());
+        };
+        // The first refusal also retires the pooled connection the upstream closed.
+        refused(&kept.exchange(&get("/refused/first")), "first");
+        let fds_before = open_fds(served.pid());
+
+        for i in 0..REFUSED_ON_ONE_CONNECTION {
+            let response = kept.exchange(&get(&format!("/refused/kept/{i}")));
+            refused(&response, &format!("request {i} on one connection"));
+            assert!(
+                !response.says_close(),
+                "{driver_name}: a refusal closes the client's connection"
+            );
+        }
+        for i in 0..REFUSED_ON_FRESH_CONNECTIONS {
+            let response = exchange_closing(addr, &format!("/refused/fresh/{i}"));
+            refused(&response, &format!("fresh connection {i}"));
+        }
+        let fds_after = open_fds(served.pid());
+        assert!(
+            fds_after <= fds_before + FD_SLACK,
+            "{driver_name}: {fds_before} descriptors before the refusals, {fds_after} after"
+        );
+        assert_eq!(
+            upstream.connections(),
+            1,
+            "{driver_name}: only the first got through"
+        );
+
+        // Once the upstream is back, the same connection and new ones are served.
+        upstream.listen_again();
+        assert_eq!(
+            kept.exchange(&get("/ok/after")).text(),
+            "fresh",
+            "{driver_name}"
+        );
+        for i in 0..8 {
+            let response = exchange_closing(addr, &format!("/ok/after/{i}"));
+            assert_eq!(
+                (response.status, response.text().as_str()),
+                (200, "fresh"),
+                "{driver_name}"
+            );
+        }
+        drop(kept);
+        served.terminate();
     }
 }

@@ -5,8 +5,9 @@
 //! extensions), a missing or repeated Host, CR or LF inside a header value, and CL.TE and TE.CL
 //! smuggling payloads get a 400 problem, the connection is closed and nothing reaches the
 //! upstream; oversized heads, more than 100 fields and long request lines get 431 and 414 (at
-//! the limit they are served); bodies never leak into the next request on a kept-alive
-//! connection.
+//! the limit they are served) with `Connection: close`, and the socket, read to its end, is
+//! closed with nothing after the answer (a request pipelined behind them is never answered nor
+//! forwarded); bodies never leak into the next request on a kept-alive connection.
 
 mod support;
 
@@ -129,8 +130,16 @@ fn garbage_request_is_rejected() {
     proxy.shutdown().expect("confab shuts down cleanly");
 }
 
+/// `raw` followed by an ordinary request on the same connection: a server that kept the
+/// connection open after refusing `raw` would answer it (and send it upstream).
+fn with_pipelined(mut raw: Vec<u8>) -> Vec<u8> {
+    raw.extend_from_slice(b"GET /pipelined HTTP/1.1\r\nHost: a\r\n\r\n");
+    raw
+}
+
 /// Sends `raw` from another thread (the server may answer and close before reading it all),
-/// reads the response, and expects the server to close the connection after it.
+/// reads the response, which must say `Connection: close`, and reads the socket to its end:
+/// the server must close it with no byte after the response.
 fn send_oversized(proxy: &Proxy, raw: Vec<u8>) -> Response {
     let mut client = proxy.client();
     let mut writer = client.writer();
@@ -148,8 +157,15 @@ fn send_oversized(proxy: &Proxy, raw: Vec<u8>) -> Response {
     let rest = rest.expect("read after the response");
     assert!(
         rest.as_ref().is_ok_and(|rest| rest.is_empty()),
-        "after {} the connection must close without more bytes: {rest:?}",
-        response.status
+        "after {} the connection must close without more bytes: {:?}",
+        response.status,
+        rest.map(|rest| wire::lossy(&rest))
+    );
+    assert!(
+        response.says_close(),
+        "a {} says it closes the connection: {:?}",
+        response.status,
+        response.headers
     );
     response
 }
@@ -180,7 +196,7 @@ fn complete_head_one_byte_over_the_limit_is_431_and_at_the_limit_is_served() {
     };
     assert_eq!(head_of(limit + 1).len(), limit + 1);
 
-    let refused = send_oversized(&proxy, head_of(limit + 1));
+    let refused = send_oversized(&proxy, with_pipelined(head_of(limit + 1)));
     assert_problem(&refused, 431, "request-head-too-large");
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
     let served = proxy.exchange(&head_of(limit));
@@ -212,7 +228,7 @@ fn overlong_uri_is_414() {
     let proxy = Proxy::to(&upstream);
     let target = format!("/{}", "u".repeat(32 * 1024));
 
-    let response = send_oversized(&proxy, get(&target));
+    let response = send_oversized(&proxy, with_pipelined(get(&target)));
     assert_problem(&response, 414, "uri-too-long");
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
     proxy.shutdown().expect("confab shuts down cleanly");
@@ -437,7 +453,7 @@ fn more_than_100_header_fields_are_431_and_100_are_served() {
     let upstream = Upstream::echo();
     let proxy = Proxy::to(&upstream);
 
-    let refused = send_oversized(&proxy, request_with_fields(101));
+    let refused = send_oversized(&proxy, with_pipelined(request_with_fields(101)));
     assert_problem(&refused, 431, "request-head-too-large");
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
 
@@ -455,7 +471,10 @@ fn request_line_at_the_limit_is_served_and_one_byte_more_is_414() {
     let limit = confab::http1::MAX_REQUEST_LINE_BYTES;
     let target = |len: usize| format!("/{}", "t".repeat(len - 1));
 
-    let too_long = send_oversized(&proxy, get(&target(limit - line_overhead + 1)));
+    let too_long = send_oversized(
+        &proxy,
+        with_pipelined(get(&target(limit - line_overhead + 1))),
+    );
     assert_problem(&too_long, 414, "uri-too-long");
     assert_eq!(upstream.connections(), 0, "nothing may reach the upstream");
     let served = proxy.exchange(&get(&target(limit - line_overhead)));

@@ -13,17 +13,16 @@ mod support;
 use std::io::Write;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::stats::{route, wait_for_stats};
+use support::upstream::Gate;
 use support::wire;
 use support::{assert_problem, config, get, request, Client, Proxy, Upstream};
 
-/// How long a test waits for a fake upstream to signal that something happened.
-const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The body limit of the body tests.
 const MAX_BODY: u64 = 1000;
 
@@ -375,17 +374,16 @@ fn connections_past_the_limit_are_closed_at_once_while_open_ones_keep_their_serv
 
 #[test]
 fn requests_past_the_in_flight_limit_get_503_with_retry_after_at_once() {
-    let (received_tx, received_rx) = mpsc::channel();
-    let upstream = Upstream::slow(Duration::from_secs(1), received_tx);
+    // The first request is held at the upstream, its slot taken, until the test opens the gate.
+    let gate = Gate::new();
+    let upstream = Upstream::gated(&gate);
     let proxy = proxy_with(&upstream, |config| {
         config.threads = 1;
         config.max_inflight_per_core = 1;
     });
     let mut busy = proxy.client();
-    busy.send(&get("/slow"));
-    received_rx
-        .recv_timeout(SIGNAL_TIMEOUT)
-        .expect("the first request reached the upstream");
+    busy.send(&get("/held"));
+    gate.wait_arrived(1);
 
     let mut client = proxy.client();
     let started = Instant::now();
@@ -407,8 +405,9 @@ fn requests_past_the_in_flight_limit_get_503_with_retry_after_at_once() {
     assert!(with_body.says_close(), "{:?}", with_body.headers);
     client.assert_closed();
 
+    gate.open();
     let served = busy.response();
-    assert_eq!((served.status, served.text().as_str()), (200, "slow"));
+    assert_eq!((served.status, served.text().as_str()), (200, "gated"));
     let after = proxy.exchange(&get("/after"));
     assert_eq!(after.status, 200, "served once the load passed");
     assert_eq!(

@@ -10,15 +10,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::upstream::{echo_json, write_all};
+use support::upstream::{echo_json, write_all, Gate};
 use support::wire::{self, Framing};
 use support::{
     assert_no_leak, assert_problem, config, drivers, get, refused_url, request, After, Proxy,
     Received, Upstream, CLIENT_HOST,
 };
-
-/// How long a test waits for a fake upstream to signal that something happened.
-const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Size of the "large" request bodies.
 const LARGE: usize = 5 * 1024 * 1024;
@@ -664,6 +661,29 @@ fn malformed_upstream_response_is_502_upstream_malformed() {
 }
 
 #[test]
+fn reason_phrase_that_is_not_utf8_is_passed_on_and_the_workers_serve_on() {
+    // Found by the response_head fuzz target: such a reason panicked the worker that parsed it.
+    let upstream = Upstream::fixed(&b"HTTP/1.1 200 \xe9t\xe9\r\nContent-Length: 2\r\n\r\nok"[..]);
+    let proxy = Proxy::to(&upstream);
+    for i in 0..4 {
+        let mut client = proxy.client();
+        client.send(&request(
+            "GET",
+            &format!("/obs-text/{i}"),
+            &[("Connection", "close")],
+            b"",
+        ));
+        let raw = client.read_to_end();
+        assert!(
+            raw.starts_with(b"HTTP/1.1 200 \xe9t\xe9\r\n") && raw.ends_with(b"\r\n\r\nok"),
+            "{:?}",
+            wire::lossy(&raw)
+        );
+    }
+    proxy.shutdown().expect("no worker panicked");
+}
+
+#[test]
 fn silent_upstream_is_504_upstream_timeout() {
     let upstream = Upstream::blackhole();
     let mut config = config(Some(upstream.url()));
@@ -884,23 +904,29 @@ fn mock_upstream_answers_404_json_elsewhere() {
 #[test]
 fn shutdown_lets_in_flight_request_finish_on_both_drivers() {
     for (driver_name, driver) in drivers() {
-        let (received_tx, received_rx) = mpsc::channel();
-        let upstream = Upstream::slow(Duration::from_millis(500), received_tx);
+        let gate = Gate::new();
+        let upstream = Upstream::gated(&gate);
         let mut config = config(Some(upstream.url()));
         config.driver = driver;
         let proxy = Proxy::start(config);
         let addr = proxy.addr();
         let mut client = proxy.client();
 
-        client.send(&get("/slow"));
-        received_rx
-            .recv_timeout(SIGNAL_TIMEOUT)
-            .expect("the request reached the slow upstream");
+        // The request is held at the upstream until every worker is draining and the shutdown
+        // is under way; only then may the upstream answer.
+        client.send(&get("/held"));
+        gate.wait_arrived(1);
+        proxy.begin_drain();
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+            "{driver_name}: still accepting connections while draining"
+        );
         let stopper = thread::spawn(move || proxy.shutdown());
+        gate.open();
 
         let response = client.response();
         assert_eq!(response.status, 200, "{driver_name}");
-        assert_eq!(response.text(), "slow", "{driver_name}");
+        assert_eq!(response.text(), "gated", "{driver_name}");
         assert!(
             response.says_close(),
             "{driver_name}: a response during shutdown carries Connection: close: {:?}",

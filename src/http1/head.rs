@@ -20,10 +20,16 @@ pub struct Span {
 }
 
 impl Span {
-    /// The span of `part`, which must be a sub-slice of `buf`.
+    /// The span of `part`, which must be a sub-slice of `buf`. One that is not (a bug) is an
+    /// assertion failure in debug builds and an empty span otherwise, never a span past `buf`.
     fn within(buf: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
-        Span::new(start, start + part.len())
+        let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        let inside = start <= buf.len() && part.len() <= buf.len() - start;
+        debug_assert!(inside, "a span outside its buffer");
+        match inside {
+            true => Span::new(start, start + part.len()),
+            false => Span::default(),
+        }
     }
 
     fn new(start: usize, end: usize) -> Span {
@@ -534,7 +540,7 @@ pub fn parse_response(
         return Err(HeadError::Malformed("incomplete status line"));
     };
     head.status = status;
-    head.reason = Span::within(buf, response.reason.unwrap_or_default().as_bytes());
+    head.reason = reason_span(buf, head_len);
     head.version = if version == 0 {
         Version::Http10
     } else {
@@ -543,6 +549,25 @@ pub fn parse_response(
     head.head_len = head_len;
     record_headers(buf, response.headers, &mut head.headers);
     apply_response_fields(buf, request_was_head, head)
+}
+
+/// Where the reason phrase starts in a status line: after `HTTP/1.x NNN ` (the parser takes
+/// exactly one space on either side of the code).
+const REASON_START: usize = "HTTP/1.1 200 ".len();
+
+/// The reason phrase of the status line that starts `buf` (a complete head of `head_len`
+/// bytes), as raw bytes. `httparse` hands the reason over as text, and as a constant empty one
+/// when it is not UTF-8 (obs-text, which RFC 9112 allows in a reason), so it is found in the
+/// status line itself.
+fn reason_span(buf: &[u8], head_len: usize) -> Span {
+    let head = &buf[..head_len];
+    let line_end = memchr::memchr(b'\n', head).unwrap_or(head_len);
+    let line = &head[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match line.get(REASON_START..) {
+        Some(reason) => Span::within(buf, reason),
+        None => Span::new(line.len(), line.len()),
+    }
 }
 
 fn apply_response_fields(

@@ -202,6 +202,39 @@ fn a_complete_response_head_over_the_size_limit_is_refused() {
 }
 
 #[test]
+fn a_reason_phrase_that_is_not_utf8_is_kept_as_bytes() {
+    // Found by the response_head fuzz target: a reason that is not UTF-8 comes from the parser
+    // as a constant empty text, and its span was taken against the head's buffer.
+    let found: &[u8] =
+        b"HTTP/1.0 020 @HTTP/1.\xff\xff\xff\xff\xff\xff\xff\r\n\r\n\r\n\n\r\n\r\n\n\xff0";
+    let mut head = ResponseHead::default();
+    assert!(parse_response(found, false, &HeadLimits::DEFAULT, &mut head).is_err());
+
+    let obs_text: &[u8] = b"HTTP/1.1 200 \xe9t\xe9\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(
+        parse_response(obs_text, false, &HeadLimits::DEFAULT, &mut head),
+        Ok(true)
+    );
+    assert_eq!(head.reason.of(obs_text), b"\xe9t\xe9");
+    for (raw, reason) in [
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "OK"),
+        (
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            "Not Found",
+        ),
+        ("HTTP/1.0 200 \r\nContent-Length: 0\r\n\r\n", ""),
+    ] {
+        let mut head = ResponseHead::default();
+        assert_eq!(
+            parse_response(raw.as_bytes(), false, &HeadLimits::DEFAULT, &mut head),
+            Ok(true),
+            "{raw:?}"
+        );
+        assert_eq!(head.reason.of(raw.as_bytes()), reason.as_bytes(), "{raw:?}");
+    }
+}
+
+#[test]
 fn configured_limits_replace_the_defaults() {
     let limits = HeadLimits {
         request_line_bytes: 20,

@@ -880,13 +880,16 @@ impl Jobs {
     }
 
     /// Stops taking jobs, interrupts running ones at their next checkpoint and joins the
-    /// runner. Queued jobs stay queued in the journal and run after the next start.
-    pub fn shutdown(&self) {
+    /// runner. Queued jobs stay queued in the journal and run after the next start. Fails if
+    /// the runner thread panicked.
+    pub fn shutdown(&self) -> std::io::Result<()> {
         self.stopping.store(true, Ordering::Relaxed);
         // Wakes an idle runner; a full queue wakes it anyway. No job has the id 0.
         let _ = self.parallel.try_send(0);
-        if let Some(thread) = self.lock_runner().take() {
-            let _ = thread.join();
+        let runner = self.lock_runner().take();
+        match runner.map(|thread| thread.join()) {
+            Some(Err(_)) => Err(std::io::Error::other("the job runner thread panicked")),
+            _ => Ok(()),
         }
     }
 }

@@ -113,18 +113,20 @@ impl RunningServer {
     }
 
     /// Stops accepting, lets in-flight requests finish within the grace period, joins every
-    /// worker, writes the statistics to the store, and stops the built-in mock upstream.
+    /// worker, writes the statistics to the store, and stops the built-in mock upstream. Every
+    /// step runs; the first failure is reported (a worker, statistics or job runner thread that
+    /// panicked, or a mock upstream worker that did).
     pub fn shutdown(self) -> std::io::Result<()> {
         self.workers.signal.trigger();
         let joined = self.workers.join();
-        self.jobs.shutdown();
-        self.stats.shutdown();
+        let jobs = self.jobs.shutdown();
+        let stats = self.stats.shutdown();
         self.serial.shutdown();
-        joined?;
-        match self.mock {
+        let mock = match self.mock {
             Some(mock) => mock.shutdown(),
             None => Ok(()),
-        }
+        };
+        joined.and(jobs).and(stats).and(mock)
     }
 }
 
@@ -392,13 +394,21 @@ impl Workers {
         &self.signal
     }
 
+    /// Joins every worker thread; fails if any of them panicked.
     pub(crate) fn join(self) -> std::io::Result<()> {
-        for thread in self.threads {
-            thread
-                .join()
-                .map_err(|_| std::io::Error::other("a worker thread panicked"))?;
+        let panicked = self
+            .threads
+            .into_iter()
+            .map(JoinHandle::join)
+            .filter(Result::is_err)
+            .count();
+        match panicked {
+            0 => Ok(()),
+            1 => Err(std::io::Error::other("a worker thread panicked")),
+            n => Err(std::io::Error::other(format!(
+                "{n} worker threads panicked"
+            ))),
         }
-        Ok(())
     }
 }
 
@@ -446,8 +456,39 @@ struct WorkerStart<F> {
     ready: mpsc::Sender<std::io::Result<()>>,
 }
 
+/// Shuts the whole server down if its worker thread unwinds from a panic: the worker's
+/// connections are gone with it, and rather than serving on with a core less, the other
+/// workers drain and the shutdown reports the panic (the binary exits 1, for its supervisor to
+/// restart it).
+struct WorkerPanicGuard {
+    index: usize,
+    signal: Arc<ShutdownSignal>,
+}
+
+impl Drop for WorkerPanicGuard {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        tracing::error!(
+            worker = self.index,
+            "a worker thread panicked; shutting the server down"
+        );
+        // A worker closes its listener only once the signal is set; one that panicked before
+        // had its listener closed by the unwinding, so it counts as stopped.
+        if !self.signal.is_triggered() {
+            self.signal.worker_stopped_accepting();
+        }
+        self.signal.trigger();
+    }
+}
+
 impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
     fn run(self) {
+        let _panic_guard = WorkerPanicGuard {
+            index: self.index,
+            signal: Arc::clone(&self.signal),
+        };
         let ready = self.ready.clone();
         let setup = self.setup;
         setup.pin_worker(self.index);
@@ -480,6 +521,7 @@ impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
             _ = self.signal.triggered() => {}
         }
         acceptor.take_queued(&listener).await;
+        stop_listening(&listener);
         drop(listener);
         self.signal.worker_stopped_accepting();
         let drained = monoio::time::timeout(self.settings.grace, state.all_closed()).await;
@@ -490,6 +532,21 @@ impl<S: Site, F: Fn() -> S + Send + Sync + 'static> WorkerStart<F> {
             );
         }
         site.tick();
+    }
+}
+
+/// Takes `listener` out of the kernel's listening table at once, so that new connections are
+/// refused from this moment on. Dropping it is not enough: on io_uring its close is an
+/// operation queued on the ring, which an idle worker (one waiting only on an upstream, say)
+/// does not submit until something wakes it, and until then the kernel keeps completing
+/// handshakes for it. Shutting down a listening socket's receiving side stops it listening
+/// (Linux), whatever is still queued on the ring.
+fn stop_listening(listener: &monoio::net::TcpListener) {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `listener`, which is open and outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(listener.as_raw_fd()) };
+    if let Err(error) = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Read) {
+        tracing::debug!(%error, "shutting the listener down failed; it closes when dropped");
     }
 }
 
@@ -560,4 +617,77 @@ pub(crate) fn spawn_mock_workers(
     setup: RuntimeSetup,
 ) -> Result<Workers, StartError> {
     Workers::spawn("confab-mock", config, setup, MockSite::default)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::config::{Driver, UringTaskWork};
+    use connection::ClientConn;
+
+    /// How long the test waits for the server to shut down, and its client on its socket.
+    const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A site whose every request panics the worker that handles it.
+    struct PanickingSite;
+
+    impl Site for PanickingSite {
+        async fn handle(&self, _conn: &mut ClientConn) -> bool {
+            panic!("a deliberate panic in a connection task");
+        }
+    }
+
+    #[test]
+    fn a_worker_that_panicked_makes_the_join_fail_on_both_drivers() {
+        for driver in [Driver::Epoll, Driver::IoUring] {
+            if driver == Driver::IoUring && !monoio::utils::detect_uring() {
+                continue;
+            }
+            let config = ServeConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                threads: 2,
+                ..ServeConfig::for_tests()
+            };
+            let setup = RuntimeSetup::resolve(driver, UringTaskWork::default(), false)
+                .expect("the driver resolves");
+            let workers = Workers::spawn("confab-panic-test", &config, setup, || PanickingSite)
+                .expect("the workers start");
+            let mut client =
+                std::net::TcpStream::connect(workers.local_addr).expect("connect to a worker");
+            client
+                .set_read_timeout(Some(CLIENT_TIMEOUT))
+                .expect("client read timeout");
+            client
+                .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                .expect("send a request");
+            // The worker dies with the connection (on io_uring its socket stays open, its
+            // close never submitted to the dead ring, until the process exits), and its death
+            // shuts the server down: the other worker drains.
+            let signal = Arc::clone(workers.signal());
+            let (triggered_tx, triggered) = mpsc::channel();
+            std::thread::spawn(move || {
+                signal.wait_blocking();
+                let _ = triggered_tx.send(());
+            });
+            let shut_down = triggered.recv_timeout(CLIENT_TIMEOUT).is_ok();
+            workers.signal().trigger();
+            assert!(
+                shut_down,
+                "{driver:?}: the server served on without the worker"
+            );
+            assert!(
+                workers
+                    .signal()
+                    .wait_stopped_accepting(config.threads, CLIENT_TIMEOUT),
+                "{driver:?}: the workers did not all stop accepting"
+            );
+            let joined = workers.join();
+            assert!(
+                joined.is_err(),
+                "{driver:?}: the join hid the worker's panic"
+            );
+        }
+    }
 }

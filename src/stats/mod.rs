@@ -204,14 +204,15 @@ impl Stats {
     }
 
     /// Writes everything to the store and stops the aggregator. Call after every worker has
-    /// published its last figures.
-    pub fn shutdown(mut self) {
+    /// published its last figures. Fails if the aggregator thread panicked.
+    pub fn shutdown(mut self) -> std::io::Result<()> {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         if self.sender.send(Message::FinalFlush(done_tx)).is_ok() {
             let _ = done_rx.recv();
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        match self.thread.take().map(|thread| thread.join()) {
+            Some(Err(_)) => Err(std::io::Error::other("the statistics thread panicked")),
+            _ => Ok(()),
         }
     }
 }

@@ -56,8 +56,10 @@ pub fn shared_dataset() -> std::path::PathBuf {
 pub const DRAIN_START_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A confab server running in this process; shut down gracefully when dropped. A shutdown
-/// that reports a failure (a worker thread panicked) fails the test, whether it comes from
-/// [`Proxy::shutdown`] or from the drop.
+/// that reports a failure (a worker, statistics or job runner thread panicked, even one whose
+/// core the test never noticed was gone) fails the test, whether it comes from
+/// [`Proxy::shutdown`] or from the drop. A server run as a child process is watched the same
+/// way, through its stderr ([`process::Served`]).
 pub struct Proxy {
     server: Option<RunningServer>,
     addr: SocketAddr,

@@ -1,25 +1,35 @@
-//! Helpers for tests that run the real `confab` binary as a child process.
+//! Helpers for tests that run the real `confab` binary as a child process. Every line the
+//! process writes to stderr is watched for a panic report: a process whose worker (or any other
+//! thread) panicked fails the test when it is stopped, killed or dropped, even if every request
+//! the test sent was answered by the cores still alive.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long the binary may take to start or to exit.
 pub const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
-/// Pause between two polls of a child's exit status.
-const EXIT_POLL_PAUSE: Duration = Duration::from_millis(10);
+/// What Rust's panic hook writes to stderr when a thread panics ("thread 'NAME' panicked at").
+pub const PANIC_MARK: &str = "panicked";
+/// Lines kept from a panic report (the mark's line and the message after it).
+const PANIC_REPORT_LINES: usize = 6;
 
-/// A running `confab serve` child process; SIGKILLed if still running when dropped.
+/// A running `confab serve` child process; SIGKILLed if still running when dropped. Stopping,
+/// killing or dropping it fails the test if the process reported a panic on stderr.
 pub struct Served {
     child: Child,
     pub addr: SocketAddr,
-    /// The process's stderr lines after its `listen=` line.
+    /// The process's stderr lines after its `listen=` line; disconnected once the process has
+    /// closed its stderr (it exited).
     log: Receiver<String>,
+    /// The panic report seen on stderr, if any.
+    panics: PanicWatch,
 }
 
 impl Served {
@@ -64,16 +74,24 @@ impl Served {
         if !args.contains(&"--data") {
             command.arg("--data").arg(super::shared_dataset());
         }
-        let mut child = command
+        command
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
-            .current_dir(state_dir)
+            .current_dir(state_dir);
+        Served::spawn(command)
+    }
+
+    /// Runs `command` (its stdin and stdout null, its stderr watched) and waits for its
+    /// `listen=` log line.
+    pub fn spawn(mut command: Command) -> Served {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn confab serve");
-        let lines = log_lines(child.stderr.take().expect("piped stderr"));
+            .expect("spawn the server process");
+        let panics = PanicWatch::default();
+        let lines = watched_log_lines(child.stderr.take().expect("piped stderr"), &panics);
         let deadline = Instant::now() + PROCESS_DEADLINE;
         let mut seen = Vec::new();
         loop {
@@ -85,6 +103,7 @@ impl Served {
                             child,
                             addr,
                             log: lines,
+                            panics,
                         };
                     }
                     seen.push(line);
@@ -98,7 +117,20 @@ impl Served {
         }
     }
 
-    /// Sends SIGKILL (no chance to flush) and waits for the process to end.
+    /// The process id (to look at `/proc/PID`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails the test if the process has reported a panic on stderr so far.
+    pub fn assert_no_panic(&self) {
+        if let Some(report) = self.panics.report() {
+            panic!("the server process panicked:\n{report}");
+        }
+    }
+
+    /// Sends SIGKILL (no chance to flush) and waits for the process to end; fails the test if
+    /// it had panicked.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL confab");
         let status = self.wait();
@@ -108,7 +140,7 @@ impl Served {
         );
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
+    /// Sends SIGTERM and waits for a clean exit; fails the test if the process panicked.
     pub fn terminate(mut self) {
         self.signal("-TERM");
         let status = self.wait();
@@ -137,19 +169,31 @@ impl Served {
         }
     }
 
-    /// Waits (within [`PROCESS_DEADLINE`]) for the process to end.
+    /// Waits (within [`PROCESS_DEADLINE`]) for the process to end, and fails the test if it
+    /// reported a panic. The end is seen as its stderr closing (which the exit does), so the
+    /// whole panic report has been read by then; its log lines are consumed.
     pub fn wait(&mut self) -> ExitStatus {
+        let Some(status) = self.wait_for_exit() else {
+            let _ = self.child.kill();
+            panic!("the server process still runs {PROCESS_DEADLINE:?} after the signal");
+        };
+        self.assert_no_panic();
+        status
+    }
+
+    /// The exit status once the process has closed its stderr and been reaped; `None` if it
+    /// still runs after [`PROCESS_DEADLINE`].
+    fn wait_for_exit(&mut self) -> Option<ExitStatus> {
         let deadline = Instant::now() + PROCESS_DEADLINE;
         loop {
-            if let Some(status) = self.child.try_wait().expect("poll confab") {
-                return status;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => return None,
             }
-            assert!(
-                Instant::now() < deadline,
-                "confab still running {PROCESS_DEADLINE:?} after the signal"
-            );
-            thread::sleep(EXIT_POLL_PAUSE);
         }
+        self.child.wait().ok()
     }
 }
 
@@ -157,18 +201,56 @@ impl Drop for Served {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
-            let _ = self.child.wait();
+        }
+        let exited = self.wait_for_exit().is_some();
+        // A test that already fails keeps its own message.
+        if !thread::panicking() {
+            assert!(exited, "the server process outlived SIGKILL");
+            self.assert_no_panic();
         }
     }
 }
 
-/// Forwards each stderr line; keeps draining after the receiver is gone so the child never
-/// blocks on a full pipe.
-pub fn log_lines(stderr: impl Read + Send + 'static) -> Receiver<String> {
+/// The panic report a process wrote to stderr: the first line with [`PANIC_MARK`] and the
+/// lines after it.
+#[derive(Clone, Default)]
+pub struct PanicWatch(Arc<Mutex<Vec<String>>>);
+
+impl PanicWatch {
+    /// The report so far, if the process panicked.
+    pub fn report(&self) -> Option<String> {
+        let lines = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+
+    fn see(&self, line: &str) {
+        let mut lines = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reporting = !lines.is_empty() && lines.len() < PANIC_REPORT_LINES;
+        if reporting || (lines.is_empty() && line.contains(PANIC_MARK)) {
+            lines.push(line.to_owned());
+        }
+    }
+}
+
+/// Forwards each stderr line, after showing it to `panics`; keeps draining after the receiver
+/// is gone so the child never blocks on a full pipe. The receiver disconnects when the stream
+/// ends.
+pub fn watched_log_lines(
+    stderr: impl Read + Send + 'static,
+    panics: &PanicWatch,
+) -> Receiver<String> {
     let (line_tx, line_rx) = mpsc::channel();
+    let panics = panics.clone();
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            panics.see(&line);
             let _ = line_tx.send(line);
         }
     });

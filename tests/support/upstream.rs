@@ -1,23 +1,86 @@
 //! Fake upstream servers on plain std threads and `std::net::TcpListener` (port 0): an echo
-//! server that dumps what it received, canned responders, and misbehaving servers (refusing,
-//! resetting, never answering, slow, dying mid-body, closing after each response, answering
-//! garbage, and [`Upstream::faulty`], which picks a fault by path: stalling, trickling,
-//! truncating, a malformed status line, both Content-Length and Transfer-Encoding). Each records every request it read and counts connections and requests; dropping
-//! it stops the acceptor, shuts every open connection and joins every thread.
+//! server that dumps what it received, canned responders, one that holds requests until the
+//! test opens a [`Gate`], and misbehaving servers (refusing, resetting, never answering,
+//! dying mid-body, closing after each response, answering garbage, and [`Upstream::faulty`],
+//! which picks a fault by path: stalling, trickling, truncating, a malformed status line, both
+//! Content-Length and Transfer-Encoding). Each records every request it read and counts
+//! connections and requests; dropping it stops the acceptor, shuts every open connection and
+//! joins every thread.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::wire::{self, Framing, Headers, Wire};
 
 /// How long an upstream connection may block on one read or write.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits at a [`Gate`], and a test for requests to arrive at one.
+pub const GATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A gate the test opens: requests that reach it wait until it is open. It counts the
+/// requests that arrived, so that the test can wait for them instead of guessing a delay.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    arrived: usize,
+    open: bool,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate::default()
+    }
+
+    /// Waits until `count` requests in all have arrived at the gate; panics after
+    /// [`GATE_TIMEOUT`].
+    pub fn wait_arrived(&self, count: usize) {
+        let (state, changed) = &*self.0;
+        let state = lock_or_recover(state);
+        let (state, _) = changed
+            .wait_timeout_while(state, GATE_TIMEOUT, |state| state.arrived < count)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        assert!(
+            state.arrived >= count,
+            "{} of {count} requests arrived at the gate within {GATE_TIMEOUT:?}",
+            state.arrived
+        );
+    }
+
+    /// Opens the gate for every request waiting at it and every later one.
+    pub fn open(&self) {
+        let (state, changed) = &*self.0;
+        lock_or_recover(state).open = true;
+        changed.notify_all();
+    }
+
+    /// Counts a request's arrival and waits until the gate is open; false if it stayed shut
+    /// for [`GATE_TIMEOUT`].
+    pub fn pass(&self) -> bool {
+        let (state, changed) = &*self.0;
+        let mut state = lock_or_recover(state);
+        state.arrived += 1;
+        changed.notify_all();
+        let deadline = Instant::now() + GATE_TIMEOUT;
+        while !state.open {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        true
+    }
+}
 
 /// One request as the upstream read it off the wire.
 #[derive(Clone, Debug)]
@@ -190,14 +253,17 @@ impl Upstream {
         })
     }
 
-    /// Signals `received` when a request arrives, waits `delay` (to be slow), then answers 200
-    /// with the body `slow`.
-    pub fn slow(delay: Duration, received: Sender<()>) -> Self {
+    /// Holds every request at `gate` until the test opens it, then answers 200 with the body
+    /// `gated` on a keep-alive connection. A request the gate kept shut for [`GATE_TIMEOUT`]
+    /// gets no answer (its connection closes).
+    pub fn gated(gate: &Gate) -> Self {
+        let gate = gate.clone();
         Upstream::start(move |_, stream| {
-            let _ = received.send(());
-            thread::sleep(delay);
+            if !gate.pass() {
+                return After::Close;
+            }
             let response =
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nslow";
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\ngated";
             match write_all(stream, &[response]) {
                 Ok(()) => After::KeepAlive,
                 Err(_) => After::Close,
