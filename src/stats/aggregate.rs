@@ -153,7 +153,8 @@ impl Aggregator {
         }
     }
 
-    /// Closes settled seconds, forgets old ones, and flushes when it is time.
+    /// Closes settled seconds, forgets old ones, folds the exporter's histogram samples into
+    /// its buckets, and flushes when it is time.
     pub fn tick(&mut self) {
         let now = unix_now();
         let settled: Vec<u64> = self
@@ -169,6 +170,10 @@ impl Aggregator {
         }
         let horizon = now.saturating_sub(PER_SECOND_HISTORY.as_secs());
         self.closed_seconds = self.closed_seconds.split_off(&horizon);
+        // The exporter keeps every histogram sample until its upkeep folds them into buckets;
+        // left to the scrapes alone, a process nobody scrapes would hold one sample per request
+        // for ever.
+        self.prometheus.handle().run_upkeep();
         if self.last_flush.elapsed() >= self.config.flush_interval {
             self.flush_now(false);
         }
