@@ -22,26 +22,29 @@ struct Row {
     default: String,
 }
 
-/// The rows of the table that follows the heading ``### `confab SUBCOMMAND` ``.
-fn table_rows(subcommand: &str) -> Vec<Row> {
-    let heading = format!("### `confab {subcommand}`");
-    let lines: Vec<&str> = README.lines().collect();
+/// The body lines (header and separator left out) of the first table under `heading`, before
+/// the next heading of any level.
+fn table_under(heading: &str) -> Vec<&'static str> {
+    let lines: Vec<&'static str> = README.lines().collect();
     let start = lines
         .iter()
         .position(|line| line.trim() == heading)
         .unwrap_or_else(|| panic!("README.md has no heading {heading}"));
-    let table: Vec<&str> = lines[start + 1..]
+    let table: Vec<&'static str> = lines[start + 1..]
         .iter()
+        .take_while(|line| !line.starts_with('#'))
         .skip_while(|line| !line.starts_with('|'))
         .take_while(|line| line.starts_with('|'))
         .copied()
         .collect();
-    assert!(
-        table.len() > 2,
-        "README.md has no configuration table under {heading}"
-    );
-    // The first two lines are the header and the separator.
-    table[2..].iter().map(|line| parse_row(line)).collect()
+    assert!(table.len() > 2, "README.md has no table under {heading}");
+    table[2..].to_vec()
+}
+
+/// The rows of the table that follows the heading ``### `confab SUBCOMMAND` ``.
+fn table_rows(subcommand: &str) -> Vec<Row> {
+    let heading = format!("### `confab {subcommand}`");
+    table_under(&heading).into_iter().map(parse_row).collect()
 }
 
 fn parse_row(line: &str) -> Row {
@@ -130,24 +133,8 @@ fn help_parsing_reads_long_and_compact_help() {
 /// The rows of the table under `## Errors`: the codes of the first cell (each in backticks)
 /// and the statuses of the second, paired in order, as in "`unauthorized`, `forbidden` | 401, 403".
 fn error_rows() -> Vec<(String, u16)> {
-    let lines: Vec<&str> = README.lines().collect();
-    let start = lines
-        .iter()
-        .position(|line| line.trim() == "## Errors")
-        .expect("README.md has a section ## Errors");
-    let table: Vec<&str> = lines[start + 1..]
-        .iter()
-        .take_while(|line| !line.starts_with("## "))
-        .skip_while(|line| !line.starts_with('|'))
-        .take_while(|line| line.starts_with('|'))
-        .copied()
-        .collect();
-    assert!(
-        table.len() > 2,
-        "README.md has no errors table under ## Errors"
-    );
     let mut rows = Vec::new();
-    for line in &table[2..] {
+    for line in table_under("## Errors") {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let codes: Vec<&str> = cells[1]
             .split(',')
