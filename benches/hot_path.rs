@@ -9,7 +9,9 @@
 //!   per connection pays, against formatting it for every request;
 //! - `response_head_parse_and_render`: what relaying a response head costs;
 //! - `route_decision`: what routing costs when the path needs no normalizing, and when it does;
-//! - `statistics_record`: what recording one proxied request in the worker's recorder costs.
+//! - `statistics_record`: what recording one proxied request in the worker's recorder costs;
+//! - `conversations_query_parse`: what reading the conversations query string costs, when it
+//!   needs no percent-decoding (borrowed) and when it does.
 
 use std::hint::black_box;
 use std::io::Write as _;
@@ -17,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab::conversations::ConversationQuery;
 use confab::http1::{self, HeadLimits, RequestHead, ResponseHead, Version};
 use confab::proxy::upstream::UpstreamTarget;
 use confab::proxy::{end_request_head, render_request_fields, render_response_head, ForwardedFor};
@@ -160,6 +163,22 @@ fn statistics_record(c: &mut Criterion) {
     });
 }
 
+fn conversations_query_parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conversations_query_parse");
+    for (name, query) in [
+        ("example", "company=microsoft&tags=competition,orientation"),
+        (
+            "percent_encoded",
+            "company=Micro%73oft&tags=competition%2Corientation&match=any",
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| ConversationQuery::parse(Some(black_box(query))))
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     hot_path,
     request_head_parse,
@@ -167,6 +186,7 @@ criterion_group!(
     forwarded_for,
     response_head,
     route_decision,
-    statistics_record
+    statistics_record,
+    conversations_query_parse
 );
 criterion_main!(hot_path);

@@ -57,7 +57,7 @@ fn query(index: &ConversationIndex, request: &OwnRequest) -> Result<Answer, Prob
         let detail = format!("parameter {}: {}", error.parameter, error.detail);
         Problem::new(ProblemKind::BadRequest, detail)
     })?;
-    let mut body = Vec::with_capacity(256);
+    let mut body = Vec::new();
     index.write_query_json(&query, &mut body);
     Ok(Answer::bytes(JSON, body))
 }

@@ -62,13 +62,28 @@ impl<O: ArenaOffset> TextArena<O> {
         self.ends.len()
     }
 
+    /// The mean length of an entry in bytes (0 when empty), rounded up.
+    pub(crate) fn mean_len(&self) -> usize {
+        self.text.len().div_ceil(self.len().max(1))
+    }
+
     /// The entry at `index` ("" for a null); panics if out of range.
     pub(crate) fn text(&self, index: usize) -> &str {
+        &self.text[self.span(index)]
+    }
+
+    /// The entry at `index` as bytes, without the character-boundary checks of slicing a
+    /// `str` (the spans were cut at boundaries when pushed); panics if out of range.
+    pub(crate) fn bytes(&self, index: usize) -> &[u8] {
+        &self.text.as_bytes()[self.span(index)]
+    }
+
+    fn span(&self, index: usize) -> std::ops::Range<usize> {
         let start = match index {
             0 => 0,
             _ => self.ends[index - 1].position(),
         };
-        &self.text[start..self.ends[index].position()]
+        start..self.ends[index].position()
     }
 
     /// The entry at `index`, `None` for a null or an index out of range.

@@ -1,12 +1,13 @@
 //! Accumulating conversations row by row, then freezing them into a [`ConversationIndex`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use roaring::RoaringBitmap;
 
 use super::{
-    BuildInfo, ColdStore, Company, ConversationIndex, HotIndex, IdFormat, SourceLayout, NO_LINK,
+    BuildInfo, ColdStore, Company, ConversationIndex, HotIndex, IdFormat, LookupMap, LookupSet,
+    SourceLayout, NO_LINK,
 };
 use crate::conversations::arena::{ArenaFull, TextArena};
 use crate::conversations::columns::IdValue;
@@ -39,9 +40,9 @@ pub(crate) struct IndexBuilder {
     company_by_name: HashMap<Box<str>, u32>,
     tag_names: Vec<Box<str>>,
     tag_rows: Vec<RoaringBitmap>,
-    tag_by_key: HashMap<Box<str>, u32>,
+    tag_by_key: LookupMap<Box<str>, u32>,
     tag_by_spelling: HashMap<Box<str>, u32>,
-    co_occurring_tags: HashSet<(u32, u32)>,
+    co_occurring_tags: LookupSet<(u32, u32)>,
     tagged_row: u32,
     tags_of_tagged_row: Vec<u32>,
     company_of_row: Vec<u32>,
@@ -64,9 +65,9 @@ impl IndexBuilder {
             company_by_name: HashMap::new(),
             tag_names: Vec::new(),
             tag_rows: Vec::new(),
-            tag_by_key: HashMap::new(),
+            tag_by_key: LookupMap::new(),
             tag_by_spelling: HashMap::new(),
-            co_occurring_tags: HashSet::new(),
+            co_occurring_tags: LookupSet::new(),
             tagged_row: NO_LINK,
             tags_of_tagged_row: Vec::new(),
             company_of_row: Vec::new(),
@@ -300,7 +301,7 @@ fn company_key(id: &str, name: &str) -> String {
 /// (set, members).
 type CompanyLookup = (
     Vec<RoaringBitmap>,
-    HashMap<Box<str>, u32>,
+    LookupMap<Box<str>, u32>,
     Vec<(u32, Vec<u32>)>,
 );
 
@@ -322,7 +323,7 @@ fn company_lookup(companies: &[Company], mut sets: Vec<RoaringBitmap>) -> Compan
         }
     }
     let mut union_of: HashMap<Vec<u32>, u32> = HashMap::new();
-    let mut keys = HashMap::with_capacity(members.len());
+    let mut keys = LookupMap::with_capacity(members.len());
     for (key, list) in members {
         let set = match list.as_slice() {
             [single] => *single,
@@ -365,8 +366,8 @@ fn company_tag_pairs(
     large_sets: &[Vec<u32>],
     company_of_row: &[u32],
     tags: &[RoaringBitmap],
-) -> HashMap<(u32, u32), RoaringBitmap> {
-    let mut pairs = HashMap::new();
+) -> LookupMap<(u32, u32), RoaringBitmap> {
+    let mut pairs = LookupMap::new();
     let set_count = large_sets
         .iter()
         .flatten()

@@ -34,10 +34,11 @@ pub(crate) fn needs_escape(text: &str) -> bool {
     text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-/// Appends `text` as a JSON string; the caller knows it needs no escaping.
-pub(crate) fn push_plain_string(out: &mut Vec<u8>, text: &str) {
+/// Appends `text` (UTF-8) as a JSON string; the caller knows it needs no escaping.
+pub(crate) fn push_plain_string(out: &mut Vec<u8>, text: &[u8]) {
+    out.reserve(text.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(text);
     out.push(b'"');
 }
 

@@ -12,19 +12,28 @@ mod search;
 
 pub(crate) use build::{IndexBuilder, NewConversation};
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use ahash::{AHashMap, AHashSet};
 use roaring::RoaringBitmap;
 
 use super::arena::TextArena;
 use super::error::LoadError;
 use super::query::ConversationQuery;
 
+/// The index's lookup maps, hashed with aHash: a query looks keys up a few times, and the
+/// resistance of the standard SipHash to crafted keys buys nothing for maps that only the
+/// dataset fills (a request can look up, never insert).
+pub(super) type LookupMap<K, V> = AHashMap<K, V>;
+/// The set counterpart of [`LookupMap`].
+pub(super) type LookupSet<T> = AHashSet<T>;
+
 /// Marks "no company" / "no transcript" in per-row link columns.
 const NO_LINK: u32 = u32::MAX;
+/// Bytes of a query answer around its ids: the field names, the total, page and per_page.
+const QUERY_JSON_FRAME_BYTES: usize = 96;
 
 /// A conversation id as it appears in the data: JSON strings for string columns,
 /// JSON numbers when every id column of the dataset is an integer column.
@@ -128,15 +137,15 @@ struct HotIndex {
     /// One bitmap per company (indices `0..companies`), then unions for keys that
     /// several companies share.
     company_sets: Vec<RoaringBitmap>,
-    company_keys: HashMap<Box<str>, u32>,
+    company_keys: LookupMap<Box<str>, u32>,
     tag_rows: Vec<RoaringBitmap>,
-    tag_keys: HashMap<Box<str>, u32>,
+    tag_keys: LookupMap<Box<str>, u32>,
     /// Rows of each (company set, tag) pair that has any, so a company filter with
     /// tags combines a few small bitmaps instead of two large ones.
-    company_tag_rows: HashMap<(u32, u32), RoaringBitmap>,
+    company_tag_rows: LookupMap<(u32, u32), RoaringBitmap>,
     /// Tag pairs `(low, high)` that share at least one row; tags of no pair here
     /// have disjoint bitmaps, which lets `match=any` merge instead of unite.
-    co_occurring_tags: HashSet<(u32, u32)>,
+    co_occurring_tags: LookupSet<(u32, u32)>,
 }
 
 #[derive(Clone, Debug)]
@@ -220,6 +229,10 @@ impl ConversationIndex {
     /// Appends the exact JSON answer body to `out`: allocation-free beyond `out`'s
     /// growth for single-bitmap queries; combined filters build one temporary bitmap.
     pub fn write_query_json(&self, query: &ConversationQuery, out: &mut Vec<u8>) {
+        // Room for a full page of typical ids (quotes and comma included) and the fields
+        // around them, so that a page is written without growing the buffer on the way.
+        let id_bytes = self.hot.ids.mean_len() + 3;
+        out.reserve(QUERY_JSON_FRAME_BYTES + query.per_page() as usize * id_bytes);
         out.extend_from_slice(b"{\"conversation_ids\":[");
         let list_start = out.len();
         let total = self.hot.for_each_on_page(query, |row| {
@@ -352,13 +365,13 @@ const ROARING_ARRAY_BYTES_OVERCOUNT: u64 = 2;
 /// Approximate per-container bookkeeping of a roaring bitmap (key, length, pointers).
 const CONTAINER_OVERHEAD_BYTES: u64 = 32;
 
-fn key_map_heap_bytes(map: &HashMap<Box<str>, u32>) -> usize {
+fn key_map_heap_bytes(map: &LookupMap<Box<str>, u32>) -> usize {
     let entry = std::mem::size_of::<(Box<str>, u32)>() + 1;
     let key_text: usize = map.keys().map(|key| key.len()).sum();
     map.capacity() * entry + key_text
 }
 
-fn pair_map_heap_bytes(map: &HashMap<(u32, u32), RoaringBitmap>) -> usize {
+fn pair_map_heap_bytes(map: &LookupMap<(u32, u32), RoaringBitmap>) -> usize {
     let entry = std::mem::size_of::<((u32, u32), RoaringBitmap)>() + 1;
     let containers: usize = map
         .values()
@@ -387,13 +400,14 @@ impl HotIndex {
     }
 
     fn write_id(&self, row: u32, out: &mut Vec<u8>) {
-        let text = self.ids.text(row as usize);
         match self.id_format {
-            IdFormat::Integer => out.extend_from_slice(text.as_bytes()),
+            IdFormat::Integer => out.extend_from_slice(self.ids.bytes(row as usize)),
             IdFormat::Text {
                 needs_escape: false,
-            } => json::push_plain_string(out, text),
-            IdFormat::Text { needs_escape: true } => json::push_escaped_string(out, text),
+            } => json::push_plain_string(out, self.ids.bytes(row as usize)),
+            IdFormat::Text { needs_escape: true } => {
+                json::push_escaped_string(out, self.ids.text(row as usize))
+            }
         }
     }
 }

@@ -9,7 +9,6 @@
 //! build one temporary bitmap.
 
 use std::borrow::Cow;
-use std::iter::Peekable;
 
 use roaring::bitmap::Iter;
 use roaring::RoaringBitmap;
@@ -244,11 +243,9 @@ fn walk_merged(
         true => (disjoint.row_at(offset), 0),
         false => (0, offset),
     };
-    let mut heads: [Option<Peekable<Iter<'_>>>; MAX_MERGED_TAGS] = std::array::from_fn(|i| {
-        disjoint.bitmaps[i].map(|bitmap| bitmap.range(first_row..).peekable())
-    });
+    let mut merge = MergeHeads::starting_at(disjoint, first_row);
     for position in 0..skip + u64::from(per_page) {
-        let Some(row) = next_smallest(&mut heads) else {
+        let Some(row) = merge.pop_smallest() else {
             break;
         };
         if position >= skip {
@@ -258,13 +255,49 @@ fn walk_merged(
     total
 }
 
-fn next_smallest(heads: &mut [Option<Peekable<Iter<'_>>>]) -> Option<u32> {
-    let smallest = heads
-        .iter_mut()
-        .enumerate()
-        .filter_map(|(i, head)| Some((*head.as_mut()?.peek()?, i)))
-        .min()?;
-    heads[smallest.1].as_mut().and_then(Iterator::next)
+/// The next row of each merged bitmap, kept as plain numbers so that choosing the smallest
+/// is a scan over a few integers: the merge runs once per row on the page, and doing it
+/// through peekable iterators cost more than the rest of the query together.
+struct MergeHeads<'a> {
+    /// Each bitmap's next row, or [`MergeHeads::EXHAUSTED`] once it has none left.
+    next: [u64; MAX_MERGED_TAGS],
+    rest: [Option<Iter<'a>>; MAX_MERGED_TAGS],
+    len: usize,
+}
+
+impl<'a> MergeHeads<'a> {
+    /// Above every row number (rows are `u32`), so an exhausted bitmap is never the smallest.
+    const EXHAUSTED: u64 = u64::MAX;
+
+    fn starting_at(disjoint: &Disjoint<'a>, first_row: u32) -> Self {
+        let mut heads = Self {
+            next: [Self::EXHAUSTED; MAX_MERGED_TAGS],
+            rest: Default::default(),
+            len: 0,
+        };
+        for bitmap in disjoint.iter() {
+            let mut rows = bitmap.range(first_row..);
+            heads.next[heads.len] = rows.next().map_or(Self::EXHAUSTED, u64::from);
+            heads.rest[heads.len] = Some(rows);
+            heads.len += 1;
+        }
+        heads
+    }
+
+    /// The smallest next row over all bitmaps, advancing the bitmap it came from.
+    fn pop_smallest(&mut self) -> Option<u32> {
+        let live = &self.next[..self.len];
+        let (mut smallest, mut from) = (Self::EXHAUSTED, 0);
+        for (i, &row) in live.iter().enumerate() {
+            if row < smallest {
+                (smallest, from) = (row, i);
+            }
+        }
+        let row = u32::try_from(smallest).ok()?;
+        let following = self.rest[from].as_mut().and_then(Iterator::next);
+        self.next[from] = following.map_or(Self::EXHAUSTED, u64::from);
+        Some(row)
+    }
 }
 
 /// The union of `bitmaps` as one new bitmap.

@@ -10,6 +10,8 @@
 //!   `page`, `per_page` or `match` is an error.
 //! - `match` accepts `any` or `all` in any letter case.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 
 use super::error::QueryError;
@@ -54,14 +56,15 @@ impl Default for ConversationQuery {
     }
 }
 
-/// The last raw (decoded) value of each known parameter.
+/// The last raw (decoded) value of each known parameter, borrowed from the query string
+/// unless decoding changed it.
 #[derive(Default)]
-struct RawParameters {
-    company: Option<String>,
-    tags: Option<String>,
-    tag_match: Option<String>,
-    page: Option<String>,
-    per_page: Option<String>,
+struct RawParameters<'a> {
+    company: Option<Cow<'a, str>>,
+    tags: Option<Cow<'a, str>>,
+    tag_match: Option<Cow<'a, str>>,
+    page: Option<Cow<'a, str>>,
+    per_page: Option<Cow<'a, str>>,
 }
 
 impl ConversationQuery {
@@ -127,12 +130,12 @@ impl ConversationQuery {
     }
 }
 
-impl RawParameters {
-    fn collect(raw_query: &str) -> Result<Self, QueryError> {
+impl<'a> RawParameters<'a> {
+    fn collect(raw_query: &'a str) -> Result<Self, QueryError> {
         let mut raw = Self::default();
         for pair in raw_query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let slot = match decode_lossy(key).as_str() {
+            let slot = match decode_lossy(key).as_ref() {
                 "company" => (&mut raw.company, "company"),
                 "tags" => (&mut raw.tags, "tags"),
                 "match" => (&mut raw.tag_match, "match"),
@@ -146,24 +149,29 @@ impl RawParameters {
     }
 }
 
-fn plus_as_space(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.contains('+') {
-        true => text.replace('+', " ").into(),
-        false => text.into(),
+/// Whether decoding would change `text` (it holds an escape or a `+`).
+fn needs_decoding(text: &str) -> bool {
+    text.bytes().any(|b| b == b'%' || b == b'+')
+}
+
+fn decode_lossy(text: &str) -> Cow<'_, str> {
+    match needs_decoding(text) {
+        false => Cow::Borrowed(text),
+        true => {
+            let spaced = text.replace('+', " ");
+            Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+        }
     }
 }
 
-fn decode_lossy(text: &str) -> String {
-    percent_decode_str(&plus_as_space(text))
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn decode(text: &str, parameter: &'static str) -> Result<String, QueryError> {
-    let spaced = plus_as_space(text);
+fn decode<'a>(text: &'a str, parameter: &'static str) -> Result<Cow<'a, str>, QueryError> {
+    if !needs_decoding(text) {
+        return Ok(Cow::Borrowed(text));
+    }
+    let spaced = text.replace('+', " ");
     let decoded = percent_decode_str(&spaced).decode_utf8();
     decoded
-        .map(|value| value.into_owned())
+        .map(|value| Cow::Owned(value.into_owned()))
         .map_err(|_| QueryError::new(parameter, "value is not valid UTF-8 after percent-decoding"))
 }
 
