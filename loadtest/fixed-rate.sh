@@ -15,6 +15,9 @@
 #   OHA_THREADS=1 PROXY_THREADS=1 loadtest/fixed-rate.sh   (threads of the load generator, of confab)
 #   CONFAB_FLAGS="--pin-workers" loadtest/fixed-rate.sh     (extra flags for confab)
 #   PROXY=nginx loadtest/fixed-rate.sh                      (nginx instead, same upstream and load)
+#   PROXY=none loadtest/fixed-rate.sh                       (no proxy: oha straight at the upstream,
+#       the floor this machine's load generator and upstream set for any proxy; the CPU figures
+#       are then the upstream's)
 # Needs oha (cargo install oha --locked) and python3. Loopback only; every process it starts is
 # stopped when it exits.
 set -euo pipefail
@@ -92,13 +95,16 @@ http {
 EOF
     nginx -c "$work/nginx.conf" -p "$work" &
     ;;
+none)
+    PROXY_PORT=$UPSTREAM_PORT
+    ;;
 *)
-    echo "PROXY must be confab or nginx, not $PROXY" >&2
+    echo "PROXY must be confab, nginx or none, not $PROXY" >&2
     exit 1
     ;;
 esac
 proxy_pid=$!
-pids+=("$proxy_pid")
+[ "$PROXY" = none ] || pids+=("$proxy_pid")
 wait_for_port "$PROXY_PORT"
 curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT$REQUEST_PATH"
 
@@ -121,7 +127,10 @@ oha --no-tui --output-format json -o "$work/oha.json" -z "$DURATION" -q "$RATE" 
     "http://127.0.0.1:$PROXY_PORT$REQUEST_PATH" >/dev/null 2>&1 || true
 after=$(cpu_ticks)
 
-python3 - "$work/oha.json" "$RATE" "$P99_LIMIT_MS" "$((after - before))" "$ticks_per_second" "$PROXY" <<'PY'
+# With no proxy, the CPU measured is the upstream's.
+measured=$PROXY
+[ "$PROXY" = none ] && measured=upstream
+python3 - "$work/oha.json" "$RATE" "$P99_LIMIT_MS" "$((after - before))" "$ticks_per_second" "$measured" <<'PY'
 import json, sys
 
 path, rate, p99_limit_ms, ticks, ticks_per_second, proxy = sys.argv[1:]
