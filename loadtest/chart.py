@@ -3,8 +3,10 @@
 
 Usage: chart.py RESULTS_CSV CHART_SVG [TITLE]
 
-Prints, per connection count, the median over rounds of each proxy's requests/s, p99 and
-requests per proxy CPU-second, confab's ratios to nginx and HAProxy, and the conversations
+Prints, per connection count, the median over rounds of each proxy's requests/s, p99,
+requests per proxy CPU-second and per upstream CPU-second, confab's ratios to nginx and
+HAProxy, each proxy's share of the two-exchange mark (half the upstream's requests per
+CPU-second when the load goes straight to it, the `direct` run), and the conversations
 query's throughput as a share of /healthz. The chart has two panels (requests/s and requests
 per proxy CPU-second), one group of bars per connection count, one bar per proxy (the median),
 with every round's value marked on its bar. Standard library only, so that it runs wherever
@@ -46,7 +48,7 @@ def load(path):
 
 
 def median_of(records, field, convert=float):
-    values = [convert(r[field]) for r in records if r[field] not in ("", None)]
+    values = [convert(r[field]) for r in records if r.get(field) not in ("", None)]
     return statistics.median(values) if values else None
 
 
@@ -62,9 +64,12 @@ def summarise(runs):
             rps = median_of(records, "requests_per_s")
             p99 = median_of(records, "p99", milliseconds)
             per_cpu = median_of(records, "requests_per_cpu_s")
+            per_upstream_cpu = median_of(records, "requests_per_upstream_cpu_s")
             errors = sum(int(r["errors"]) for r in records)
-            medians[name] = (rps, p99, per_cpu)
+            medians[name] = (rps, p99, per_cpu, per_upstream_cpu)
             cpu_text = f", {per_cpu:,.0f} requests per proxy CPU-second" if per_cpu else ""
+            if per_upstream_cpu:
+                cpu_text += f", {per_upstream_cpu:,.0f} per upstream CPU-second"
             lines.append(
                 f"  {name:22s} {rps:>10,.0f} req/s, p99 {p99:.2f} ms{cpu_text}, errors {errors}"
             )
@@ -77,11 +82,32 @@ def summarise(runs):
                     f"{confab[2] / theirs[2]:.2f}x requests per CPU-second, "
                     f"p99 {confab[1]:.2f} vs {theirs[1]:.2f} ms"
                 )
+        lines.extend(floor_lines(medians))
         health = medians.get("confab /healthz")
         query = medians.get("confab conversations")
         if health and query and health[0]:
             lines.append(f"  conversations query / healthz: {query[0] / health[0]:.1%}")
     return lines
+
+
+def floor_lines(medians):
+    """The two-exchange mark from the direct run, and each proxy's share of it: a proxied
+    request is two HTTP exchanges, so a proxy that spends on it what the upstream spends on two
+    of its own answers reaches 100%."""
+    direct = medians.get("direct")
+    if not direct or not direct[3]:
+        return []
+    mark = direct[3] / 2
+    shares = ", ".join(
+        f"{name} {values[2] / mark:.0%}"
+        for name, values in medians.items()
+        if values[2] and name != "direct"
+    )
+    return [
+        f"  two-exchange mark: the upstream answers {direct[3]:,.0f} requests per CPU-second "
+        f"when loaded directly, so two exchanges at its cost make {mark:,.0f} proxied "
+        f"requests per CPU-second; reached: {shares}"
+    ]
 
 
 def proxies_in(runs):
