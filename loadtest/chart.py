@@ -9,7 +9,8 @@ HAProxy, each proxy's share of the two-exchange mark (half the upstream's reques
 CPU-second when the load goes straight to it, the `direct` run), and the conversations
 query's throughput as a share of /healthz. The chart has two panels (requests/s and requests
 per proxy CPU-second), one group of bars per connection count, one bar per proxy (the median),
-with every round's value marked on its bar. Standard library only, so that it runs wherever
+with every round's value marked on its bar, and the two-exchange mark dashed across each group
+of the second panel when the CSV has a direct run. Standard library only, so that it runs wherever
 the load test does.
 """
 
@@ -143,8 +144,17 @@ def nice_ceiling(value):
     return 10 * power
 
 
-def bars(runs, field, origin_x, title):
-    """One panel of grouped bars for `field`; returns its SVG elements."""
+def two_exchange_mark(runs, connections):
+    """Half the upstream's median requests per CPU-second in the direct runs, or None."""
+    records = runs.get(("direct", connections), [])
+    per_upstream_cpu = median_of(records, "requests_per_upstream_cpu_s") if records else None
+    return per_upstream_cpu / 2 if per_upstream_cpu else None
+
+
+def bars(runs, field, origin_x, title, marks=None):
+    """One panel of grouped bars for `field`, with a dashed line across each group at
+    `marks[connections]` where given; returns its SVG elements."""
+    marks = marks or {}
     proxies = proxies_in(runs)
     connection_counts = sorted({connections for _, connections in runs})
     values = {
@@ -152,7 +162,9 @@ def bars(runs, field, origin_x, title):
         for key, records in runs.items()
         if key[0] in proxies
     }
-    top = nice_ceiling(max((max(v) for v in values.values() if v), default=1.0) * 1.1)
+    highest = max((max(v) for v in values.values() if v), default=1.0)
+    highest = max([highest] + [mark for mark in marks.values() if mark])
+    top = nice_ceiling(highest * 1.1)
     panel = panel_width(runs)
     parts = [
         f'<text x="{origin_x + panel / 2}" y="{MARGIN_TOP - 20}" text-anchor="middle" '
@@ -199,6 +211,14 @@ def bars(runs, field, origin_x, title):
                         f'y2="{y:.1f}" stroke="#000" stroke-width="1.5"/>'
                     )
             x += BAR_WIDTH + BAR_GAP
+        mark = marks.get(connections)
+        if mark:
+            y = base_y - PANEL_HEIGHT * mark / top
+            parts.append(
+                f'<line x1="{group_start - 6:.1f}" y1="{y:.1f}" x2="{x - BAR_GAP + 6:.1f}" '
+                f'y2="{y:.1f}" stroke="#555" stroke-width="1.5" stroke-dasharray="6,4">'
+                f"<title>two-exchange mark: {mark:,.0f}</title></line>"
+            )
         parts.append(
             f'<text x="{(group_start + x - BAR_GAP) / 2:.1f}" y="{base_y + 18}" '
             f'text-anchor="middle" font-size="12">{connections} connections</text>'
@@ -217,10 +237,10 @@ def legend(runs, y):
         )
         parts.append(f'<text x="{x + 18}" y="{y}" font-size="12">{escape(proxy)}</text>')
         x += 30 + 7 * len(proxy)
-    parts.append(
-        f'<text x="{x + 20}" y="{y}" font-size="11" fill="#555">bar: median of rounds; '
-        "black marks: each round</text>"
-    )
+    note = "bar: median of rounds; black marks: each round"
+    if any(name == "direct" for name, _ in runs):
+        note += "; dashed: two exchanges at the upstream's cost (direct run)"
+    parts.append(f'<text x="{x + 20}" y="{y}" font-size="11" fill="#555">{escape(note)}</text>')
     return parts
 
 
@@ -235,11 +255,13 @@ def draw(runs, path, title):
         f'<text x="{MARGIN_LEFT}" y="18" font-size="12" fill="#333">{escape(title)}</text>',
     ]
     body += bars(runs, "requests_per_s", MARGIN_LEFT, "requests/s")
+    connection_counts = {connections for _, connections in runs}
     body += bars(
         runs,
         "requests_per_cpu_s",
         2 * MARGIN_LEFT + panel,
         "requests per proxy CPU-second",
+        {count: two_exchange_mark(runs, count) for count in connection_counts},
     )
     body += legend(runs, MARGIN_TOP + PANEL_HEIGHT + 55)
     body.append("</svg>")
