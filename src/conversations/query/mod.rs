@@ -149,30 +149,32 @@ impl<'a> RawParameters<'a> {
     }
 }
 
-/// Whether decoding would change `text` (it holds an escape or a `+`).
-fn needs_decoding(text: &str) -> bool {
-    text.bytes().any(|b| b == b'%' || b == b'+')
-}
-
-fn decode_lossy(text: &str) -> Cow<'_, str> {
-    match needs_decoding(text) {
-        false => Cow::Borrowed(text),
-        true => {
-            let spaced = text.replace('+', " ");
-            Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
-        }
-    }
-}
-
-fn decode<'a>(text: &'a str, parameter: &'static str) -> Result<Cow<'a, str>, QueryError> {
-    if !needs_decoding(text) {
-        return Ok(Cow::Borrowed(text));
+/// `text` with each `+` read as a space and its percent-escapes decoded, or `None` when it has
+/// neither, so that the caller can borrow `text` as it is.
+fn decoded_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+        return None;
     }
     let spaced = text.replace('+', " ");
-    let decoded = percent_decode_str(&spaced).decode_utf8();
-    decoded
-        .map(|value| Cow::Owned(value.into_owned()))
-        .map_err(|_| QueryError::new(parameter, "value is not valid UTF-8 after percent-decoding"))
+    Some(percent_decode_str(&spaced).collect())
+}
+
+/// A decoded parameter name; bytes that are not UTF-8 become U+FFFD (no name has them).
+fn decode_lossy(text: &str) -> Cow<'_, str> {
+    match decoded_bytes(text) {
+        None => Cow::Borrowed(text),
+        Some(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
+/// A decoded parameter value; one that is not UTF-8 once decoded is an error.
+fn decode<'a>(text: &'a str, parameter: &'static str) -> Result<Cow<'a, str>, QueryError> {
+    match decoded_bytes(text) {
+        None => Ok(Cow::Borrowed(text)),
+        Some(bytes) => String::from_utf8(bytes).map(Cow::Owned).map_err(|_| {
+            QueryError::new(parameter, "value is not valid UTF-8 after percent-decoding")
+        }),
+    }
 }
 
 fn parse_company(value: &str) -> Option<String> {

@@ -63,6 +63,14 @@ fn plus_is_a_space_and_percent_decodes() {
 }
 
 #[test]
+fn parameter_names_are_decoded_too() {
+    let query = parse("comp%61ny=Amazon&per%5Fpage=7&%FFpage=0").unwrap();
+    assert_eq!(query.company(), Some("amazon"));
+    assert_eq!(query.per_page(), 7);
+    assert_eq!(query.page(), 1, "a name that is not UTF-8 is no known name");
+}
+
+#[test]
 fn empty_items_are_ignored_and_repeats_removed() {
     let query = parse("tags=,a,, b ,A,&company=").unwrap();
     assert_eq!(query.tags(), ["a", "b"]);
