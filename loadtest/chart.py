@@ -104,11 +104,12 @@ def floor_lines(medians):
         for name, values in medians.items()
         if values[2] and name != "direct"
     )
-    return [
+    line = (
         f"  two-exchange mark: the upstream answers {direct[3]:,.0f} requests per CPU-second "
         f"when loaded directly, so two exchanges at its cost make {mark:,.0f} proxied "
-        f"requests per CPU-second; reached: {shares}"
-    ]
+        "requests per CPU-second"
+    )
+    return [line + (f"; reached: {shares}" if shares else "")]
 
 
 def proxies_in(runs):
