@@ -1,7 +1,8 @@
 //! Black-box tests of the `confab` binary: `confab serve` with only a listen address serves the
 //! built-in mock upstream, logs its bound address (`listen=IP:PORT`) to stderr and exits 0 on
 //! SIGTERM; flags fall back to `CONFAB_*` environment variables; durations read like `500ms` or
-//! `2s` and bad ones are refused; `--help` documents every flag with its default and variable.
+//! `2s` and bad ones are refused; `--help` documents every flag with its default and variable;
+//! `--access-log` logs one line per request.
 
 mod support;
 
@@ -243,6 +244,43 @@ fn serve_with_only_listen_serves_mock_and_exits_zero_on_sigterm() {
         Some(0),
         "exit status after SIGTERM: {status}"
     );
+}
+
+#[test]
+fn access_log_has_one_line_per_request_with_its_outcome() {
+    let served = Served::start(
+        &["--listen", "127.0.0.1:0", "--threads", "1", "--access-log"],
+        &[("RUST_LOG", "info")],
+    );
+    let mut client = Client::connect(served.addr);
+    assert_eq!(client.exchange(&get("/categories/MLA97994")).status, 200);
+    assert_eq!(client.exchange(&get("/api/nothing")).status, 404);
+
+    let mut access_lines = Vec::new();
+    while access_lines.len() < 2 {
+        let line = served
+            .log
+            .recv_timeout(DEADLINE)
+            .expect("an access log line for each request");
+        if line.contains("confab::access") {
+            access_lines.push(strip_ansi(&line));
+        }
+    }
+    for (line, path, status) in [
+        (&access_lines[0], "/categories/MLA97994", "200"),
+        (&access_lines[1], "/api/nothing", "404"),
+    ] {
+        for field in [
+            "method=GET".to_string(),
+            format!("path={path}"),
+            format!("status={status}"),
+            "peer=127.0.0.1:".to_string(),
+            "micros=".to_string(),
+        ] {
+            assert!(line.contains(&field), "{field:?} missing from {line:?}");
+        }
+    }
+    served.terminate();
 }
 
 #[test]
