@@ -256,8 +256,8 @@ fn walk_merged(
 }
 
 /// The next row of each merged bitmap, kept as plain numbers so that choosing the smallest
-/// is a scan over a few integers: the merge runs once per row on the page (and per row
-/// skipped before it), so its cost per row is paid up to a page and a skip over.
+/// is a scan over a few integers: the merge runs once for every row on the page and for
+/// every row skipped before it, so its cost per row is what a merged query pays most often.
 struct MergeHeads<'a> {
     /// Each bitmap's next row, or [`MergeHeads::EXHAUSTED`] once it has none left.
     next: [u64; MAX_MERGED_TAGS],
