@@ -4,7 +4,8 @@
 Usage: chart.py RESULTS_CSV CHART_SVG [TITLE]
 
 Prints, per connection count, the median over rounds of each proxy's requests/s, p99,
-requests per proxy CPU-second and per upstream CPU-second, confab's ratios to nginx and
+requests per proxy CPU-second and per upstream CPU-second, what a request cost the proxy in
+upstream exchanges of the same run (the steadiest figure for an A/B of a change), confab's ratios to nginx and
 HAProxy, each proxy's share of the two-exchange mark (half the upstream's requests per
 CPU-second when the load goes straight to it, the `direct` run), and the conversations
 query's throughput as a share of /healthz. The chart has two panels (requests/s and requests
@@ -44,8 +45,20 @@ def load(path):
     with open(path, newline="") as file:
         for record in csv.DictReader(file):
             key = (record["name"], int(record["connections"]))
+            record["upstream_exchanges"] = upstream_exchanges(record)
             runs[key].append(record)
     return runs
+
+
+def upstream_exchanges(record):
+    """What the proxy spent per request, in upstream exchanges of the same run: the upstream's
+    requests per CPU-second over the proxy's. Both CPU figures cover the same requests at the
+    same moment, so the ratio keeps little of the machine's run-to-run noise; "" without them."""
+    proxy = record.get("requests_per_cpu_s")
+    upstream = record.get("requests_per_upstream_cpu_s")
+    if not proxy or not upstream:
+        return ""
+    return f"{float(upstream) / float(proxy):.4f}"
 
 
 def median_of(records, field, convert=float):
@@ -71,6 +84,9 @@ def summarise(runs):
             cpu_text = f", {per_cpu:,.0f} requests per proxy CPU-second" if per_cpu else ""
             if per_upstream_cpu:
                 cpu_text += f", {per_upstream_cpu:,.0f} per upstream CPU-second"
+            exchanges = median_of(records, "upstream_exchanges")
+            if exchanges:
+                cpu_text += f" (a request cost the proxy {exchanges:.3f} upstream exchanges)"
             lines.append(
                 f"  {name:22s} {rps:>10,.0f} req/s, p99 {p99:.2f} ms{cpu_text}, errors {errors}"
             )
